@@ -1,0 +1,5 @@
+//! tensor-rpc: a TVM-RPC-compatible runtime for remote tensor compute.
+pub mod endpoint;
+pub mod ringbuf;
+pub mod server;
+pub mod session;

@@ -1,0 +1,231 @@
+//! The standalone server: one mio `Poll` driving any number of connections.
+//!
+//! The loop only moves bytes: read until `WouldBlock` while the endpoint wants input, let the
+//! [`ServerConnection`] handle what arrived, write until `WouldBlock`. Protocol decisions live
+//! in the connection and the endpoint.
+
+mod connection;
+
+pub use connection::{ConnectionConfig, ServerConnection};
+
+use std::io::{self, ErrorKind};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+
+/// Settings of a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub addr: SocketAddr,
+    pub connection: ConnectionConfig,
+}
+
+/// Stops a running server from another thread.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        if let Err(e) = self.waker.wake() {
+            log::error!("cannot wake the server loop: {e}");
+        }
+    }
+}
+
+struct Client {
+    socket: TcpStream,
+    peer: SocketAddr,
+    conn: ServerConnection,
+    readable: bool,
+    writable: bool,
+    peer_closed: bool,
+}
+
+/// A bound server; [`Server::run`] serves until shut down.
+pub struct Server {
+    poll: Poll,
+    listener: TcpListener,
+    clients: Slab<Client>,
+    config: ServerConfig,
+    shutdown: ShutdownHandle,
+}
+
+impl Server {
+    /// Binds the listening socket (port 0 picks a free port; see [`Server::local_addr`]).
+    pub fn bind(config: ServerConfig) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(config.addr)?;
+        poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let shutdown = ShutdownHandle { flag: Arc::new(AtomicBool::new(false)), waker };
+        Ok(Server { poll, listener, clients: Slab::new(), config, shutdown })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Number of open connections.
+    pub fn connections(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Serves until [`ShutdownHandle::shutdown`] is called.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        while !self.shutdown.flag.load(Ordering::SeqCst) {
+            if let Err(e) = self.poll.poll(&mut events, None) {
+                if e.kind() == ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(),
+                    WAKER => {}
+                    Token(key) => {
+                        if let Some(client) = self.clients.get_mut(key) {
+                            client.readable |= event.is_readable() || event.is_read_closed();
+                            client.writable |= event.is_writable();
+                        }
+                        self.drive(key);
+                    }
+                }
+            }
+        }
+        let keys: Vec<usize> = self.clients.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.close(key, "server shutting down");
+        }
+        Ok(())
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((socket, peer)) => {
+                    if let Err(e) = self.register(socket, peer) {
+                        log::warn!("cannot serve {peer}: {e}");
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of descriptors and the like: drop this attempt, keep serving.
+                    log::warn!("accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn register(&mut self, mut socket: TcpStream, peer: SocketAddr) -> io::Result<()> {
+        socket.set_nodelay(true)?;
+        let entry = self.clients.vacant_entry();
+        let key = entry.key();
+        self.poll.registry().register(
+            &mut socket,
+            Token(key),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        log::info!("connection from {peer} opened");
+        entry.insert(Client {
+            socket,
+            peer,
+            conn: ServerConnection::new(self.config.connection.clone()),
+            readable: true,
+            writable: true,
+            peer_closed: false,
+        });
+        self.drive(key);
+        Ok(())
+    }
+
+    /// Moves bytes and handles events for one connection until it would block.
+    fn drive(&mut self, key: usize) {
+        let Some(client) = self.clients.get_mut(key) else { return };
+        let verdict = pump(client);
+        if let Some(reason) = verdict {
+            self.close(key, &reason);
+        }
+    }
+
+    fn close(&mut self, key: usize, reason: &str) {
+        if !self.clients.contains(key) {
+            return;
+        }
+        let mut client = self.clients.remove(key);
+        let _ = self.poll.registry().deregister(&mut client.socket);
+        let stats = client.conn.session_stats();
+        let endpoint = client.conn.endpoint_ref();
+        log::info!(
+            "connection from {} closed ({reason}) after {:.3}s: {} requests, {} bytes in, {} bytes out, peak memory {} bytes",
+            client.peer,
+            client.conn.opened().elapsed().as_secs_f64(),
+            client.conn.requests(),
+            endpoint.bytes_in(),
+            endpoint.bytes_out(),
+            stats.peak_bytes,
+        );
+        // Dropping the connection drops its session: memory, handles and files go with it.
+    }
+}
+
+/// Reads, processes and writes until nothing more can happen now. Returns why the
+/// connection must close, if it must.
+fn pump(client: &mut Client) -> Option<String> {
+    loop {
+        let mut progressed = false;
+        while client.readable && client.conn.endpoint_ref().wants_read() {
+            match client.conn.endpoint().receive_from(&mut client.socket) {
+                Ok(0) => {
+                    client.peer_closed = true;
+                    client.readable = false;
+                }
+                Ok(_) => progressed = true,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => client.readable = false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Some(format!("read error: {e}")),
+            }
+        }
+        if let Err(e) = client.conn.process() {
+            log::warn!("connection from {}: {e}", client.peer);
+        }
+        while client.writable && client.conn.endpoint_ref().wants_write() {
+            match client.conn.endpoint().send_to(&mut client.socket) {
+                Ok(0) => return Some("peer stopped reading".into()),
+                Ok(_) => progressed = true,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => client.writable = false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Some(format!("write error: {e}")),
+            }
+        }
+        if client.conn.is_finished() {
+            return Some("session ended".into());
+        }
+        if client.peer_closed && !client.conn.endpoint_ref().wants_write() {
+            return Some("peer closed".into());
+        }
+        if !progressed {
+            return None;
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! What a global function sees of its session: tensors by record, the upload directory and
+//! the session's settings. Never handles' internals, never the endpoint.
+
+use super::local::{LocalState, Resource, check_device};
+use super::{SessionConfig, SessionError, SessionStats, Workspace};
+use crate::endpoint::codec::TensorRecord;
+
+/// A tensor argument of a function, named for error messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Operand<'r> {
+    pub name: &'static str,
+    pub record: &'r TensorRecord,
+    pub writable: bool,
+}
+
+impl<'r> Operand<'r> {
+    pub fn input(name: &'static str, record: &'r TensorRecord) -> Self {
+        Operand { name, record, writable: false }
+    }
+
+    pub fn output(name: &'static str, record: &'r TensorRecord) -> Self {
+        Operand { name, record, writable: true }
+    }
+}
+
+/// The bytes of a function's tensors: inputs shared, outputs exclusive, in argument order.
+#[derive(Debug)]
+pub struct Operands<'a> {
+    pub inputs: Vec<&'a [u8]>,
+    pub outputs: Vec<&'a mut [u8]>,
+}
+
+/// A function's view of the session that called it.
+pub struct CallContext<'s> {
+    state: &'s mut LocalState,
+}
+
+impl<'s> CallContext<'s> {
+    pub(crate) fn new(state: &'s mut LocalState) -> Self {
+        CallContext { state }
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.state.config
+    }
+
+    pub fn stats(&self) -> SessionStats {
+        self.state.stats
+    }
+
+    pub fn workspace(&mut self) -> &mut Workspace {
+        &mut self.state.workspace
+    }
+
+    /// The bytes of one tensor.
+    pub fn tensor(&self, record: &TensorRecord) -> Result<&[u8], SessionError> {
+        check_device(record.device)?;
+        let memory = self.state.memory(record.data)?;
+        let range = memory.checked_range(record.byte_offset, record.nbytes())?;
+        Ok(&memory.bytes()[range])
+    }
+
+    /// The bytes of several tensors at once. An output may not share its allocation with any
+    /// other operand: kernels never see aliased memory, and the message names both.
+    pub fn operands(&mut self, operands: &[Operand<'_>]) -> Result<Operands<'_>, SessionError> {
+        for op in operands {
+            check_device(op.record.device).map_err(|e| named(op.name, e))?;
+            let memory = self.state.memory(op.record.data).map_err(|e| named(op.name, e))?;
+            memory
+                .checked_range(op.record.byte_offset, op.record.nbytes())
+                .map_err(|e| named(op.name, e))?;
+        }
+        for (i, out) in operands.iter().enumerate().filter(|(_, op)| op.writable) {
+            if let Some(other) = operands
+                .iter()
+                .enumerate()
+                .find(|(j, other)| *j != i && other.record.data == out.record.data)
+                .map(|(_, other)| other)
+            {
+                return Err(SessionError::InvalidArgument(format!(
+                    "{} (shape {:?}) aliases {} (shape {:?}): both live in allocation {:#x}",
+                    out.name, out.record.shape, other.name, other.record.shape, out.record.data
+                )));
+            }
+        }
+        let mut distinct: Vec<u64> = Vec::with_capacity(operands.len());
+        for op in operands {
+            if !distinct.contains(&op.record.data) {
+                distinct.push(op.record.data);
+            }
+        }
+        let resources = self.state.handles.get_disjoint_mut(&distinct)?;
+        let mut shared: Vec<(u64, &[u8])> = Vec::new();
+        let mut exclusive: Vec<(u64, &mut [u8])> = Vec::new();
+        for (handle, resource) in distinct.iter().zip(resources) {
+            // Checked to be allocations above; report rather than panic all the same.
+            let Resource::Memory(memory) = resource else {
+                return Err(internal());
+            };
+            let written = operands.iter().any(|op| op.writable && op.record.data == *handle);
+            if written {
+                exclusive.push((*handle, memory.bytes_mut()));
+            } else {
+                shared.push((*handle, memory.bytes()));
+            }
+        }
+        let mut inputs = Vec::new();
+        let mut outputs = Vec::new();
+        for op in operands {
+            let start = op.record.byte_offset as usize;
+            let end = start + op.record.nbytes() as usize;
+            if op.writable {
+                let pos = exclusive.iter().position(|(h, _)| *h == op.record.data);
+                let (_, bytes) = exclusive.swap_remove(pos.ok_or_else(internal)?);
+                outputs.push(&mut bytes[start..end]);
+            } else {
+                let (_, bytes) =
+                    shared.iter().find(|(h, _)| *h == op.record.data).ok_or_else(internal)?;
+                inputs.push(&bytes[start..end]);
+            }
+        }
+        Ok(Operands { inputs, outputs })
+    }
+}
+
+fn named(name: &str, e: SessionError) -> SessionError {
+    SessionError::InvalidArgument(format!("{name}: {e}"))
+}
+
+fn internal() -> SessionError {
+    SessionError::InvalidArgument("internal error resolving tensor operands".into())
+}

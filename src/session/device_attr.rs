@@ -1,0 +1,102 @@
+//! Attributes of the CPU device (`DevGetAttr`), read from the operating system.
+
+use std::fs;
+
+use super::SessionError;
+use super::local::check_device;
+use crate::endpoint::codec::{Device, Value};
+
+/// TVM's `DeviceAttrKind` values this server answers.
+pub mod kind {
+    pub const EXIST: i64 = 0;
+    pub const DEVICE_NAME: i64 = 5;
+    pub const MAX_CLOCK_RATE: i64 = 6;
+    pub const MULTI_PROCESSOR_COUNT: i64 = 7;
+    pub const TOTAL_GLOBAL_MEMORY: i64 = 14;
+    pub const AVAILABLE_GLOBAL_MEMORY: i64 = 15;
+}
+
+/// The attribute `kind` of `device`; `None` for attributes a CPU does not have (as TVM).
+pub fn get(device: Device, attr: i64) -> Result<Value, SessionError> {
+    if attr == kind::EXIST {
+        return Ok(Value::Int(i64::from(check_device(device).is_ok())));
+    }
+    check_device(device)?;
+    let value = match attr {
+        kind::DEVICE_NAME => cpu_model_name().map(Value::Str),
+        kind::MAX_CLOCK_RATE => max_clock_khz().map(Value::Int),
+        kind::MULTI_PROCESSOR_COUNT => {
+            std::thread::available_parallelism().ok().map(|n| Value::Int(n.get() as i64))
+        }
+        kind::TOTAL_GLOBAL_MEMORY => meminfo_bytes("MemTotal:").map(Value::Int),
+        kind::AVAILABLE_GLOBAL_MEMORY => meminfo_bytes("MemAvailable:").map(Value::Int),
+        _ => None,
+    };
+    Ok(value.unwrap_or(Value::None))
+}
+
+fn cpuinfo_field(field: &str) -> Option<String> {
+    let text = fs::read_to_string("/proc/cpuinfo").ok()?;
+    text.lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(key, _)| key.trim() == field)
+        .map(|(_, value)| value.trim().to_owned())
+}
+
+fn cpu_model_name() -> Option<String> {
+    cpuinfo_field("model name").or_else(|| Some(std::env::consts::ARCH.to_owned()))
+}
+
+/// Clock rate in kHz, the unit TVM uses for this attribute.
+fn max_clock_khz() -> Option<i64> {
+    let from_sysfs = fs::read_to_string("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok());
+    from_sysfs.or_else(|| {
+        let mhz: f64 = cpuinfo_field("cpu MHz")?.parse().ok()?;
+        Some((mhz * 1000.0) as i64)
+    })
+}
+
+fn meminfo_bytes(field: &str) -> Option<i64> {
+    let text = fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    let kib: i64 = line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_exists_and_cuda_does_not() {
+        assert_eq!(get(Device::cpu(0), kind::EXIST), Ok(Value::Int(1)));
+        let cuda = Device { device_type: 2, device_id: 0 };
+        assert_eq!(get(cuda, kind::EXIST), Ok(Value::Int(0)));
+    }
+
+    #[test]
+    fn other_attributes_of_a_missing_device_are_errors() {
+        let cuda = Device { device_type: 2, device_id: 0 };
+        assert_eq!(get(cuda, kind::DEVICE_NAME), Err(SessionError::UnsupportedDevice(cuda)));
+    }
+
+    #[test]
+    fn memory_and_processor_count_are_positive() {
+        for attr in
+            [kind::TOTAL_GLOBAL_MEMORY, kind::AVAILABLE_GLOBAL_MEMORY, kind::MULTI_PROCESSOR_COUNT]
+        {
+            match get(Device::cpu(0), attr).unwrap() {
+                Value::Int(v) => assert!(v > 0, "kind {attr}"),
+                other => panic!("kind {attr}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_attributes_are_none() {
+        assert_eq!(get(Device::cpu(0), 1), Ok(Value::None));
+        assert_eq!(get(Device::cpu(0), 9999), Ok(Value::None));
+    }
+}

@@ -1,0 +1,365 @@
+//! LocalSession: serves requests from this process's memory and registered functions.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::context::{CallContext, Operand, Operands};
+use super::device_attr;
+use super::{
+    DeviceMemory, FunctionRegistry, GlobalFunction, HandleTable, Session, SessionError, Workspace,
+};
+use crate::endpoint::DEFAULT_MAX_PACKET;
+use crate::endpoint::codec::{DataType, Device, TensorRecord, Value};
+
+/// Limits and settings of one session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Largest packet the server accepts (reported by `tvm.rpc.server.GetCRTMaxPacketSize`).
+    pub max_packet: u64,
+    /// Most bytes of device memory the session may hold at once.
+    pub memory_limit: Option<u64>,
+    /// Most live handles (functions, allocations, streams) of the session.
+    pub max_handles: usize,
+    /// Where the session's upload directory is created (system temp dir by default).
+    pub workspace_parent: Option<PathBuf>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            max_packet: DEFAULT_MAX_PACKET,
+            memory_limit: None,
+            max_handles: 1 << 20,
+            workspace_parent: None,
+        }
+    }
+}
+
+/// What a session holds, for logs and `tensor_rpc.stats`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    pub calls: u64,
+    pub allocations: u64,
+    pub bytes_held: u64,
+    pub peak_bytes: u64,
+}
+
+/// What a handle of a local session refers to.
+#[derive(Debug)]
+pub(crate) enum Resource {
+    Function(Arc<GlobalFunction>),
+    Memory(DeviceMemory),
+    Stream,
+}
+
+impl Resource {
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Resource::Function(_) => "function",
+            Resource::Memory(_) => "data allocation",
+            Resource::Stream => "stream",
+        }
+    }
+}
+
+/// Everything a session owns, reachable from functions through [`CallContext`].
+#[derive(Debug)]
+pub(crate) struct LocalState {
+    pub(crate) handles: HandleTable<Resource>,
+    pub(crate) workspace: Workspace,
+    pub(crate) config: SessionConfig,
+    pub(crate) stats: SessionStats,
+    current_stream: u64,
+}
+
+impl LocalState {
+    pub(crate) fn memory(&self, handle: u64) -> Result<&DeviceMemory, SessionError> {
+        if handle == 0 {
+            return Err(SessionError::InvalidArgument("tensor has a null data handle".into()));
+        }
+        match self.handles.get(handle)? {
+            Resource::Memory(m) => Ok(m),
+            other => Err(SessionError::WrongHandleKind {
+                handle,
+                expected: "data allocation",
+                actual: other.kind(),
+            }),
+        }
+    }
+
+    pub(crate) fn memory_mut(&mut self, handle: u64) -> Result<&mut DeviceMemory, SessionError> {
+        if handle == 0 {
+            return Err(SessionError::InvalidArgument("tensor has a null data handle".into()));
+        }
+        match self.handles.get_mut(handle)? {
+            Resource::Memory(m) => Ok(m),
+            other => Err(SessionError::WrongHandleKind {
+                handle,
+                expected: "data allocation",
+                actual: other.kind(),
+            }),
+        }
+    }
+
+    fn allocate(&mut self, nbytes: u64, alignment: u64) -> Result<u64, SessionError> {
+        let would_hold = self.stats.bytes_held.saturating_add(nbytes);
+        if let Some(limit) = self.config.memory_limit
+            && would_hold > limit
+        {
+            return Err(SessionError::MemoryLimit { requested: nbytes, would_hold, limit });
+        }
+        let memory = DeviceMemory::allocate(nbytes, alignment)?;
+        let handle = self.handles.insert(Resource::Memory(memory))?;
+        self.stats.allocations += 1;
+        self.stats.bytes_held = would_hold;
+        self.stats.peak_bytes = self.stats.peak_bytes.max(would_hold);
+        Ok(handle)
+    }
+
+    fn stream(&self, stream: u64) -> Result<(), SessionError> {
+        if stream == 0 {
+            return Ok(()); // the default stream
+        }
+        match self.handles.get(stream)? {
+            Resource::Stream => Ok(()),
+            other => Err(SessionError::WrongHandleKind {
+                handle: stream,
+                expected: "stream",
+                actual: other.kind(),
+            }),
+        }
+    }
+}
+
+/// Checks that a request addresses the one device this session serves.
+pub(crate) fn check_device(device: Device) -> Result<(), SessionError> {
+    if device.device_type == Device::CPU_TYPE && device.device_id >= 0 {
+        Ok(())
+    } else {
+        Err(SessionError::UnsupportedDevice(device))
+    }
+}
+
+/// A session served from this process: memory, functions and files of its own.
+#[derive(Debug)]
+pub struct LocalSession {
+    registry: Arc<FunctionRegistry>,
+    state: LocalState,
+}
+
+impl LocalSession {
+    pub fn new(registry: Arc<FunctionRegistry>, config: SessionConfig) -> Self {
+        let state = LocalState {
+            handles: HandleTable::new(config.max_handles),
+            workspace: Workspace::new(config.workspace_parent.clone()),
+            config,
+            stats: SessionStats::default(),
+            current_stream: 0,
+        };
+        LocalSession { registry, state }
+    }
+
+    pub fn config(&self) -> &SessionConfig {
+        &self.state.config
+    }
+
+    /// The session's upload directory, once it exists.
+    pub fn workspace_path(&self) -> Option<&std::path::Path> {
+        self.state.workspace.path()
+    }
+}
+
+impl Session for LocalSession {
+    fn get_global_func(&mut self, name: &str) -> Result<Option<u64>, SessionError> {
+        match self.registry.get(name) {
+            Some(function) => Ok(Some(self.state.handles.insert(Resource::Function(function))?)),
+            None => Ok(None),
+        }
+    }
+
+    fn call_func(&mut self, function: u64, args: &[Value]) -> Result<Value, SessionError> {
+        let function = match self.state.handles.get(function)? {
+            Resource::Function(f) => Arc::clone(f),
+            other => {
+                return Err(SessionError::WrongHandleKind {
+                    handle: function,
+                    expected: "function",
+                    actual: other.kind(),
+                });
+            }
+        };
+        self.state.stats.calls += 1;
+        function.call(&mut CallContext::new(&mut self.state), args)
+    }
+
+    fn free_handle(&mut self, handle: u64) -> Result<(), SessionError> {
+        match self.state.handles.get(handle)? {
+            Resource::Function(_) => {
+                self.state.handles.remove(handle)?;
+                Ok(())
+            }
+            other => Err(SessionError::WrongHandleKind {
+                handle,
+                expected: "function",
+                actual: other.kind(),
+            }),
+        }
+    }
+
+    fn dev_set_device(&mut self, device: Device) -> Result<(), SessionError> {
+        check_device(device)
+    }
+
+    fn dev_get_attr(&mut self, device: Device, kind: i64) -> Result<Value, SessionError> {
+        device_attr::get(device, kind)
+    }
+
+    fn dev_alloc_data(
+        &mut self,
+        device: Device,
+        nbytes: i64,
+        alignment: i64,
+        _dtype: DataType,
+    ) -> Result<u64, SessionError> {
+        check_device(device)?;
+        let nbytes = u64::try_from(nbytes).map_err(|_| {
+            SessionError::InvalidArgument(format!("cannot allocate a negative size {nbytes}"))
+        })?;
+        let alignment = u64::try_from(alignment).map_err(|_| {
+            SessionError::InvalidArgument(format!("alignment {alignment} is negative"))
+        })?;
+        self.state.allocate(nbytes, alignment)
+    }
+
+    fn dev_alloc_data_with_scope(
+        &mut self,
+        tensor: &TensorRecord,
+        scope: Option<&str>,
+    ) -> Result<u64, SessionError> {
+        check_device(tensor.device)?;
+        if let Some(scope) = scope.filter(|s| *s != "global") {
+            return Err(SessionError::InvalidArgument(format!(
+                "memory scope '{scope}' is not supported on cpu (only 'global')"
+            )));
+        }
+        self.state.allocate(tensor.nbytes(), 64)
+    }
+
+    fn dev_free_data(&mut self, device: Device, data: u64) -> Result<(), SessionError> {
+        check_device(device)?;
+        let len = self.state.memory(data)?.len() as u64;
+        self.state.handles.remove(data)?;
+        self.state.stats.bytes_held -= len;
+        Ok(())
+    }
+
+    fn copy_to_remote(&mut self, target: &TensorRecord, data: &[u8]) -> Result<(), SessionError> {
+        check_device(target.device)?;
+        check_copy_length(data.len() as u64, target)?;
+        let memory = self.state.memory_mut(target.data)?;
+        let range = memory.checked_range(target.byte_offset, data.len() as u64)?;
+        memory.bytes_mut()[range].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn copy_from_remote(
+        &mut self,
+        source: &TensorRecord,
+        out: &mut [u8],
+    ) -> Result<(), SessionError> {
+        check_device(source.device)?;
+        check_copy_length(out.len() as u64, source)?;
+        let memory = self.state.memory(source.data)?;
+        let range = memory.checked_range(source.byte_offset, out.len() as u64)?;
+        out.copy_from_slice(&memory.bytes()[range]);
+        Ok(())
+    }
+
+    fn copy_among_remote(
+        &mut self,
+        from: &TensorRecord,
+        to: &TensorRecord,
+        stream: u64,
+    ) -> Result<(), SessionError> {
+        self.state.stream(stream)?;
+        if from.nbytes() != to.nbytes() {
+            return Err(SessionError::InvalidArgument(format!(
+                "cannot copy {} bytes ({} {:?}) into {} bytes ({} {:?})",
+                from.nbytes(),
+                from.dtype,
+                from.shape,
+                to.nbytes(),
+                to.dtype,
+                to.shape
+            )));
+        }
+        if from.data == to.data {
+            check_device(from.device)?;
+            check_device(to.device)?;
+            let memory = self.state.memory_mut(from.data)?;
+            let src = memory.checked_range(from.byte_offset, from.nbytes())?;
+            let dst = memory.checked_range(to.byte_offset, to.nbytes())?;
+            memory.bytes_mut().copy_within(src, dst.start);
+            return Ok(());
+        }
+        let mut ctx = CallContext::new(&mut self.state);
+        let Operands { inputs, mut outputs } =
+            ctx.operands(&[Operand::input("from", from), Operand::output("to", to)])?;
+        outputs[0].copy_from_slice(inputs[0]);
+        Ok(())
+    }
+
+    fn dev_create_stream(&mut self, device: Device) -> Result<u64, SessionError> {
+        check_device(device)?;
+        self.state.handles.insert(Resource::Stream)
+    }
+
+    fn dev_free_stream(&mut self, device: Device, stream: u64) -> Result<(), SessionError> {
+        check_device(device)?;
+        if stream == 0 {
+            return Ok(());
+        }
+        self.state.stream(stream)?;
+        self.state.handles.remove(stream)?;
+        if self.state.current_stream == stream {
+            self.state.current_stream = 0;
+        }
+        Ok(())
+    }
+
+    fn dev_set_stream(&mut self, device: Device, stream: u64) -> Result<(), SessionError> {
+        check_device(device)?;
+        self.state.stream(stream)?;
+        self.state.current_stream = stream;
+        Ok(())
+    }
+
+    fn dev_get_current_stream(&mut self, device: Device) -> Result<u64, SessionError> {
+        check_device(device)?;
+        Ok(self.state.current_stream)
+    }
+
+    fn dev_stream_sync(&mut self, device: Device, stream: u64) -> Result<(), SessionError> {
+        // CPU work completes before its reply is sent, so every stream is always in sync.
+        check_device(device)?;
+        self.state.stream(stream)
+    }
+
+    fn stats(&self) -> SessionStats {
+        self.state.stats
+    }
+}
+
+/// A copy moves at most the tensor's own bytes; TVM's client sends smaller chunks of a
+/// tensor, each with the record of the whole tensor and its chunk's byte offset.
+fn check_copy_length(nbytes: u64, record: &TensorRecord) -> Result<(), SessionError> {
+    if nbytes > record.nbytes() {
+        return Err(SessionError::InvalidArgument(format!(
+            "copy of {nbytes} bytes exceeds the {} bytes of a {} tensor of shape {:?}",
+            record.nbytes(),
+            record.dtype,
+            record.shape
+        )));
+    }
+    Ok(())
+}

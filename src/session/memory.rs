@@ -1,0 +1,119 @@
+//! Device memory of the CPU device: zeroed, aligned allocations with checked ranges.
+
+use std::ops::Range;
+
+use bytemuck::{Pod, Zeroable};
+
+use super::SessionError;
+
+/// The unit allocations are made of: its alignment is the alignment every allocation gets.
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C, align(64))]
+struct Block([u8; BLOCK]);
+
+const BLOCK: usize = 64;
+
+/// Largest alignment a client may ask for.
+pub const MAX_ALIGNMENT: u64 = 4096;
+
+/// One allocation handed out by DevAllocData.
+pub struct DeviceMemory {
+    blocks: Box<[Block]>,
+    /// Offset of the first usable byte, for alignments beyond a block's.
+    start: usize,
+    len: usize,
+}
+
+impl std::fmt::Debug for DeviceMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeviceMemory({} bytes)", self.len)
+    }
+}
+
+impl DeviceMemory {
+    /// Allocates `nbytes` zeroed bytes aligned to `alignment` (a power of two up to
+    /// [`MAX_ALIGNMENT`]). Failure to get the memory is an error, not an abort.
+    pub fn allocate(nbytes: u64, alignment: u64) -> Result<Self, SessionError> {
+        if !alignment.is_power_of_two() || alignment > MAX_ALIGNMENT {
+            return Err(SessionError::InvalidArgument(format!(
+                "alignment {alignment} is not a power of two up to {MAX_ALIGNMENT}"
+            )));
+        }
+        let slack = alignment.saturating_sub(BLOCK as u64);
+        let len = usize::try_from(nbytes).map_err(|_| SessionError::AllocationFailed { nbytes })?;
+        let total = nbytes.checked_add(slack).ok_or(SessionError::AllocationFailed { nbytes })?;
+        let block_count = usize::try_from(total.div_ceil(BLOCK as u64))
+            .map_err(|_| SessionError::AllocationFailed { nbytes })?;
+        let blocks = bytemuck::allocation::try_zeroed_slice_box::<Block>(block_count)
+            .map_err(|()| SessionError::AllocationFailed { nbytes })?;
+        let address = blocks.as_ptr() as usize;
+        let align = alignment.max(1) as usize;
+        let start = (align - address % align) % align;
+        Ok(DeviceMemory { blocks, start, len })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice::<Block, u8>(&self.blocks)[self.start..self.start + self.len]
+    }
+
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        let (start, len) = (self.start, self.len);
+        &mut bytemuck::cast_slice_mut::<Block, u8>(&mut self.blocks)[start..start + len]
+    }
+
+    /// The byte range `[offset, offset + len)` if it lies inside this allocation. Every copy
+    /// path goes through here.
+    pub fn checked_range(&self, offset: u64, len: u64) -> Result<Range<usize>, SessionError> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len as u64 => Ok(offset as usize..end as usize),
+            _ => Err(SessionError::OutOfBounds { offset, len, size: self.len as u64 }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocation_is_zeroed_and_of_the_requested_length() {
+        let m = DeviceMemory::allocate(100, 64).unwrap();
+        assert_eq!(m.len(), 100);
+        assert!(m.bytes().iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn allocation_honours_large_alignment() {
+        let m = DeviceMemory::allocate(10, 4096).unwrap();
+        assert_eq!(m.bytes().as_ptr() as usize % 4096, 0);
+    }
+
+    #[test]
+    fn alignment_that_is_not_a_power_of_two_is_refused() {
+        assert!(matches!(DeviceMemory::allocate(8, 48), Err(SessionError::InvalidArgument(_))));
+    }
+
+    #[test]
+    fn impossible_size_fails_instead_of_aborting() {
+        assert!(matches!(
+            DeviceMemory::allocate(1 << 62, 64),
+            Err(SessionError::AllocationFailed { .. })
+        ));
+    }
+
+    #[test]
+    fn range_past_the_end_is_refused() {
+        let m = DeviceMemory::allocate(16, 64).unwrap();
+        assert_eq!(m.checked_range(8, 8), Ok(8..16));
+        assert!(m.checked_range(8, 9).is_err());
+        assert!(m.checked_range(u64::MAX, 2).is_err());
+    }
+}

@@ -1,0 +1,80 @@
+//! Sessions: what serves a request once the endpoint has decoded it.
+//!
+//! [`Session`] is TVM's `RPCSession`: one trait, implemented by [`LocalSession`] (this process's
+//! memory and functions) and, on the client side, by a session that forwards to a remote
+//! endpoint. [`serve`] runs a decoded request against any session and writes the reply.
+//! Sessions know packets' contents but never sockets, threads or the event loop.
+
+mod builtins;
+mod context;
+mod device_attr;
+mod error;
+mod handles;
+mod local;
+mod memory;
+mod registry;
+pub mod serve;
+mod workspace;
+
+pub use context::{CallContext, Operand, Operands};
+pub use error::SessionError;
+pub use handles::HandleTable;
+pub use local::{LocalSession, SessionConfig, SessionStats};
+pub use memory::DeviceMemory;
+pub use registry::{FunctionRegistry, GlobalFunction};
+pub use workspace::Workspace;
+
+use crate::endpoint::codec::{DataType, Device, TensorRecord, Value};
+
+/// The operations a client can ask of a session, one per RPC request kind.
+///
+/// Handles are opaque `u64`s the session issued; every method checks them.
+pub trait Session: Send {
+    /// The handle of a global function, or `None` if there is no such function.
+    fn get_global_func(&mut self, name: &str) -> Result<Option<u64>, SessionError>;
+    fn call_func(&mut self, function: u64, args: &[Value]) -> Result<Value, SessionError>;
+    fn free_handle(&mut self, handle: u64) -> Result<(), SessionError>;
+
+    fn dev_set_device(&mut self, device: Device) -> Result<(), SessionError>;
+    /// `kind` is TVM's `DeviceAttrKind`; attributes the device does not know are `None`.
+    fn dev_get_attr(&mut self, device: Device, kind: i64) -> Result<Value, SessionError>;
+    fn dev_alloc_data(
+        &mut self,
+        device: Device,
+        nbytes: i64,
+        alignment: i64,
+        dtype: DataType,
+    ) -> Result<u64, SessionError>;
+    fn dev_alloc_data_with_scope(
+        &mut self,
+        tensor: &TensorRecord,
+        scope: Option<&str>,
+    ) -> Result<u64, SessionError>;
+    fn dev_free_data(&mut self, device: Device, data: u64) -> Result<(), SessionError>;
+
+    /// Writes `data` at `target.byte_offset` of `target`'s allocation.
+    fn copy_to_remote(&mut self, target: &TensorRecord, data: &[u8]) -> Result<(), SessionError>;
+    /// Fills `out` from `source.byte_offset` of `source`'s allocation.
+    fn copy_from_remote(
+        &mut self,
+        source: &TensorRecord,
+        out: &mut [u8],
+    ) -> Result<(), SessionError>;
+    fn copy_among_remote(
+        &mut self,
+        from: &TensorRecord,
+        to: &TensorRecord,
+        stream: u64,
+    ) -> Result<(), SessionError>;
+
+    fn dev_create_stream(&mut self, device: Device) -> Result<u64, SessionError>;
+    fn dev_free_stream(&mut self, device: Device, stream: u64) -> Result<(), SessionError>;
+    fn dev_set_stream(&mut self, device: Device, stream: u64) -> Result<(), SessionError>;
+    fn dev_get_current_stream(&mut self, device: Device) -> Result<u64, SessionError>;
+    fn dev_stream_sync(&mut self, device: Device, stream: u64) -> Result<(), SessionError>;
+
+    /// What the session holds, for logs and statistics.
+    fn stats(&self) -> SessionStats {
+        SessionStats::default()
+    }
+}

@@ -1,0 +1,81 @@
+//! Global functions by name: what `GetGlobalFunc` looks up and `CallFunc` runs.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use super::{CallContext, SessionError, builtins};
+use crate::endpoint::codec::Value;
+
+type Body = dyn Fn(&mut CallContext<'_>, &[Value]) -> Result<Value, SessionError> + Send + Sync;
+
+/// A named function a client can call.
+pub struct GlobalFunction {
+    name: String,
+    body: Box<Body>,
+}
+
+impl GlobalFunction {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs the function; its errors come back prefixed with its name.
+    pub fn call(&self, ctx: &mut CallContext<'_>, args: &[Value]) -> Result<Value, SessionError> {
+        (self.body)(ctx, args).map_err(|e| match e {
+            SessionError::FunctionFailed { .. } => e,
+            other => SessionError::FunctionFailed {
+                function: self.name.clone(),
+                message: other.to_string(),
+            },
+        })
+    }
+}
+
+impl fmt::Debug for GlobalFunction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GlobalFunction({})", self.name)
+    }
+}
+
+/// The functions sessions can look up, shared by all sessions of a server.
+#[derive(Debug, Default)]
+pub struct FunctionRegistry {
+    functions: HashMap<String, Arc<GlobalFunction>>,
+}
+
+impl FunctionRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A registry with the built-ins every TVM client expects: `testing.echo` and the
+    /// `tvm.rpc.server.*` file functions and packet size.
+    pub fn with_builtins() -> Self {
+        let mut registry = Self::new();
+        builtins::register(&mut registry);
+        registry
+    }
+
+    /// Adds (or replaces) a function.
+    pub fn register(
+        &mut self,
+        name: &str,
+        body: impl Fn(&mut CallContext<'_>, &[Value]) -> Result<Value, SessionError>
+        + Send
+        + Sync
+        + 'static,
+    ) {
+        let function = GlobalFunction { name: name.to_owned(), body: Box::new(body) };
+        self.functions.insert(name.to_owned(), Arc::new(function));
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<GlobalFunction>> {
+        self.functions.get(name).cloned()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.functions.keys().map(String::as_str)
+    }
+}
