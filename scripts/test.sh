@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The project's test command. Installs what the tests need (the TVM 0.27 venv used by the
+# interop tests, cargo-fuzz where a nightly toolchain exists) and runs every test:
+# formatting and lints, cargo tests (unit, golden traces, interop with TVM's own client and
+# server), and a short fuzz smoke run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "TVM 0.27 Python environment (scripts/tvm-venv.sh)"
+scripts/tvm-venv.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+step "cargo test (unit, golden traces, interop, fault and load profiles)"
+cargo test --all-targets
+
+step "fuzz smoke run"
+scripts/fuzz.sh smoke
