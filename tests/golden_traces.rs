@@ -84,7 +84,7 @@ fn connection() -> ServerConnection {
 
 fn feed(conn: &mut ServerConnection, bytes: &[u8]) -> Vec<u8> {
     conn.endpoint().receive(bytes);
-    conn.process().expect("framing holds");
+    conn.process_inline().expect("framing holds");
     conn.endpoint().take_output()
 }
 

@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     // Feed in uneven pieces so every state sees partial input.
     for chunk in data.chunks(7) {
         conn.endpoint().receive(chunk);
-        if conn.process().is_err() {
+        if conn.process_inline().is_err() {
             return;
         }
         conn.endpoint().take_output();

@@ -79,8 +79,8 @@ fn serve(args: ServerArgs) -> Result<()> {
         session,
         registry: Arc::new(FunctionRegistry::with_builtins()),
     };
-    let mut server = Server::bind(ServerConfig { addr, connection })
-        .with_context(|| format!("cannot listen on {addr}"))?;
+    let config = ServerConfig { connection, ..ServerConfig::new(addr) };
+    let mut server = Server::bind(config).with_context(|| format!("cannot listen on {addr}"))?;
     log::info!("tensor-rpc server listening on {}", server.local_addr()?);
     server.run().context("server loop failed")
 }

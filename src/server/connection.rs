@@ -42,6 +42,34 @@ pub struct ServerConnection {
     client_key: Option<ClientKey>,
     requests: u64,
     opened: Instant,
+    job_running: bool,
+}
+
+/// What [`ServerConnection::process`] leaves to its driver.
+pub enum Progress {
+    /// Everything buffered has been handled; wait for more input or for output to drain.
+    Idle,
+    /// A request to run off the event loop.
+    Offload(Job),
+}
+
+/// A long request with the session that serves it, to run on any thread.
+pub struct Job {
+    session: Box<dyn Session>,
+    request: Packet<'static>,
+}
+
+impl Job {
+    pub fn run(mut self) -> JobDone {
+        let outcome = serve::execute(&mut *self.session, self.request);
+        JobDone { session: self.session, outcome }
+    }
+}
+
+/// A finished [`Job`], to hand back with [`ServerConnection::complete`].
+pub struct JobDone {
+    session: Box<dyn Session>,
+    outcome: Outcome,
 }
 
 impl ServerConnection {
@@ -53,6 +81,7 @@ impl ServerConnection {
             client_key: None,
             requests: 0,
             opened: Instant::now(),
+            job_running: false,
         }
     }
 
@@ -87,12 +116,28 @@ impl ServerConnection {
         self.endpoint.is_finished()
     }
 
-    /// Handles every event the buffered input allows. `Err` means framing is lost; the
-    /// endpoint then finishes once its output is flushed.
-    pub fn process(&mut self) -> Result<(), FramingError> {
+    /// Whether a request is running off the loop (its [`Job`] not yet completed).
+    pub fn job_running(&self) -> bool {
+        self.job_running
+    }
+
+    /// Hands back a finished [`Job`]: the session returns and the reply is written.
+    pub fn complete(&mut self, done: JobDone) {
+        let JobDone { mut session, outcome } = done;
+        serve::deliver(&mut self.endpoint, &mut *session, outcome);
+        self.session = Some(session);
+        self.job_running = false;
+    }
+
+    /// Handles every event the buffered input allows. A request that runs long comes back
+    /// as [`Progress::Offload`]: run the job anywhere, then [`ServerConnection::complete`]
+    /// it; until then the connection waits (TVM's WaitForAsyncCallback) and later requests
+    /// stay buffered, in order. `Err` means framing is lost; the endpoint then finishes once
+    /// its output is flushed.
+    pub fn process(&mut self) -> Result<Progress, FramingError> {
         loop {
             let Some(event) = self.endpoint.poll_event()? else {
-                return Ok(());
+                return Ok(Progress::Idle);
             };
             match event {
                 Event::ClientHello(key) => {
@@ -111,6 +156,13 @@ impl ServerConnection {
                 }
                 Event::Request(request) => {
                     self.requests += 1;
+                    if let Some(session) = self.session.take_if(|s| s.runs_long(&request)) {
+                        self.job_running = true;
+                        return Ok(Progress::Offload(Job {
+                            session,
+                            request: request.into_owned(),
+                        }));
+                    }
                     match self.session.as_deref_mut() {
                         Some(session) => {
                             let outcome = serve::execute(session, request);
@@ -134,6 +186,15 @@ impl ServerConnection {
                 | Event::CopyAck(_) => log::error!("client event on a server connection"),
             }
         }
+    }
+
+    /// [`ServerConnection::process`] for drivers without threads: long requests run here,
+    /// on the caller's thread.
+    pub fn process_inline(&mut self) -> Result<(), FramingError> {
+        while let Progress::Offload(job) = self.process()? {
+            self.complete(job.run());
+        }
+        Ok(())
     }
 
     fn reply(&mut self, packet: &Packet<'_>) {
@@ -176,5 +237,128 @@ impl ServerConnection {
                 other.describe()
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::codec::Syscall;
+    use crate::endpoint::codec::handshake::encode_client_hello;
+
+    fn frame(packet: &Packet<'_>) -> Vec<u8> {
+        let mut out = Vec::new();
+        packet.encode_frame(&mut out);
+        out
+    }
+
+    fn init_server() -> Packet<'static> {
+        Packet::InitServer { version: PROTOCOL_VERSION.into(), args: vec![] }
+    }
+
+    /// A connection past handshake and InitServer, whose registry has `slow` (cost 1e9).
+    fn initialized() -> ServerConnection {
+        let mut registry = FunctionRegistry::with_builtins();
+        registry.register_with_cost("slow", |_| 1_000_000_000, |_, _| Ok(Value::Int(7)));
+        let config = ConnectionConfig { registry: Arc::new(registry), ..Default::default() };
+        let mut conn = ServerConnection::new(config);
+        let mut hello = Vec::new();
+        encode_client_hello("client:", &mut hello);
+        conn.endpoint().receive(&hello);
+        conn.endpoint().receive(&frame(&init_server()));
+        assert!(matches!(conn.process(), Ok(Progress::Idle)));
+        conn.endpoint().take_output();
+        conn
+    }
+
+    fn call(conn: &mut ServerConnection, name: &str, args: Vec<Value>) -> Vec<u8> {
+        conn.endpoint()
+            .receive(&frame(&Packet::Syscall(Syscall::GetGlobalFunc { name: name.into() })));
+        conn.process_inline().unwrap();
+        let reply = conn.endpoint().take_output();
+        let handle = u64::from_le_bytes(reply[20..28].try_into().unwrap());
+        frame(&Packet::CallFunc { function: handle, args })
+    }
+
+    #[test]
+    fn request_before_init_server_gets_an_exception() {
+        let mut conn = ServerConnection::new(ConnectionConfig::default());
+        let mut hello = Vec::new();
+        encode_client_hello("client:", &mut hello);
+        conn.endpoint().receive(&hello);
+        conn.endpoint()
+            .receive(&frame(&Packet::Syscall(Syscall::GetGlobalFunc { name: "x".into() })));
+        conn.process().unwrap();
+        let out = conn.endpoint().take_output();
+        let expected = frame(&Packet::Exception(
+            "GetGlobalFunc before InitServer: the session is not initialized".into(),
+        ));
+        assert!(out.ends_with(&expected));
+    }
+
+    #[test]
+    fn second_init_server_gets_an_exception() {
+        let mut conn = initialized();
+        conn.endpoint().receive(&frame(&init_server()));
+        conn.process().unwrap();
+        let expected =
+            frame(&Packet::Exception("InitServer: the server has already been initialized".into()));
+        assert_eq!(conn.endpoint().take_output(), expected);
+    }
+
+    #[test]
+    fn wrong_protocol_version_gets_an_exception() {
+        let mut conn = ServerConnection::new(ConnectionConfig::default());
+        let mut hello = Vec::new();
+        encode_client_hello("client:", &mut hello);
+        conn.endpoint().receive(&hello);
+        conn.endpoint()
+            .receive(&frame(&Packet::InitServer { version: "0.7.0".into(), args: vec![] }));
+        conn.process().unwrap();
+        let expected = frame(&Packet::Exception(
+            "InitServer: client protocol version \"0.7.0\" does not match the server's \"0.8.0\""
+                .into(),
+        ));
+        assert!(conn.endpoint().take_output().ends_with(&expected));
+    }
+
+    #[test]
+    fn wrong_key_is_refused_with_mismatch() {
+        let config = ConnectionConfig { match_key: "mine".into(), ..Default::default() };
+        let mut conn = ServerConnection::new(config);
+        let mut hello = Vec::new();
+        encode_client_hello("client:yours", &mut hello);
+        conn.endpoint().receive(&hello);
+        conn.process().unwrap();
+        assert_eq!(conn.endpoint().take_output(), 0xFF273i32.to_le_bytes());
+        assert!(conn.is_finished());
+    }
+
+    #[test]
+    fn long_call_is_offloaded_and_later_requests_wait_for_it() {
+        let mut conn = initialized();
+        let slow = call(&mut conn, "slow", vec![]);
+        let echo = call(&mut conn, "testing.echo", vec![Value::Int(1)]);
+        conn.endpoint().receive(&slow);
+        conn.endpoint().receive(&echo);
+        let Ok(Progress::Offload(job)) = conn.process() else { panic!("expected a job") };
+        assert!(conn.job_running());
+        assert!(matches!(conn.process(), Ok(Progress::Idle)), "echo waits behind the job");
+        assert!(conn.endpoint().take_output().is_empty());
+        conn.complete(job.run());
+        conn.process().unwrap();
+        let out = conn.endpoint().take_output();
+        let mut expected = frame(&Packet::call_return(Value::Int(7)));
+        expected.extend(frame(&Packet::call_return(Value::Int(1))));
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn short_calls_run_inline() {
+        let mut conn = initialized();
+        let echo = call(&mut conn, "testing.echo", vec![Value::Int(1)]);
+        conn.endpoint().receive(&echo);
+        assert!(matches!(conn.process(), Ok(Progress::Idle)));
+        assert_eq!(conn.endpoint().take_output(), frame(&Packet::call_return(Value::Int(1))));
     }
 }

@@ -5,8 +5,11 @@
 //! in the connection and the endpoint.
 
 mod connection;
+mod workers;
 
-pub use connection::{ConnectionConfig, ServerConnection};
+pub use connection::{ConnectionConfig, Job, JobDone, Progress, ServerConnection};
+
+use workers::{Completion, JobOwner, WorkerPool};
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
@@ -26,6 +29,19 @@ const WAKER: Token = Token(usize::MAX - 2);
 pub struct ServerConfig {
     pub addr: SocketAddr,
     pub connection: ConnectionConfig,
+    /// Threads that run long requests (large kernels, relayed calls) off the event loop.
+    pub workers: usize,
+}
+
+impl ServerConfig {
+    /// Listens on `addr` with default connection settings and one worker per core.
+    pub fn new(addr: SocketAddr) -> Self {
+        ServerConfig {
+            addr,
+            connection: ConnectionConfig::default(),
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
 }
 
 /// Stops a running server from another thread.
@@ -45,6 +61,7 @@ impl ShutdownHandle {
 }
 
 struct Client {
+    id: u64,
     socket: TcpStream,
     peer: SocketAddr,
     conn: ServerConnection,
@@ -60,6 +77,8 @@ pub struct Server {
     clients: Slab<Client>,
     config: ServerConfig,
     shutdown: ShutdownHandle,
+    workers: WorkerPool,
+    next_client_id: u64,
 }
 
 impl Server {
@@ -69,8 +88,17 @@ impl Server {
         let mut listener = TcpListener::bind(config.addr)?;
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let workers = WorkerPool::new(config.workers, Arc::clone(&waker))?;
         let shutdown = ShutdownHandle { flag: Arc::new(AtomicBool::new(false)), waker };
-        Ok(Server { poll, listener, clients: Slab::new(), config, shutdown })
+        Ok(Server {
+            poll,
+            listener,
+            clients: Slab::new(),
+            config,
+            shutdown,
+            workers,
+            next_client_id: 0,
+        })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -99,7 +127,7 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept_all(),
-                    WAKER => {}
+                    WAKER => self.finish_jobs(),
                     Token(key) => {
                         if let Some(client) = self.clients.get_mut(key) {
                             client.readable |= event.is_readable() || event.is_read_closed();
@@ -141,6 +169,7 @@ impl Server {
         socket.set_nodelay(true)?;
         let entry = self.clients.vacant_entry();
         let key = entry.key();
+        self.next_client_id += 1;
         self.poll.registry().register(
             &mut socket,
             Token(key),
@@ -148,6 +177,7 @@ impl Server {
         )?;
         log::info!("connection from {peer} opened");
         entry.insert(Client {
+            id: self.next_client_id,
             socket,
             peer,
             conn: ServerConnection::new(self.config.connection.clone()),
@@ -162,9 +192,28 @@ impl Server {
     /// Moves bytes and handles events for one connection until it would block.
     fn drive(&mut self, key: usize) {
         let Some(client) = self.clients.get_mut(key) else { return };
-        let verdict = pump(client);
+        let verdict = pump(client, key, &self.workers);
         if let Some(reason) = verdict {
             self.close(key, &reason);
+        }
+    }
+
+    /// Hands finished jobs back to their connections (if those are still open).
+    fn finish_jobs(&mut self) {
+        for (owner, completion) in self.workers.take_completed() {
+            let Some(client) = self.clients.get_mut(owner.key).filter(|c| c.id == owner.id) else {
+                continue; // the connection closed meanwhile; the job's session is dropped
+            };
+            match completion {
+                Completion::Done(done) => {
+                    client.conn.complete(done);
+                    self.drive(owner.key);
+                }
+                Completion::Panicked(message) => {
+                    log::error!("request of {} panicked: {message}", client.peer);
+                    self.close(owner.key, "internal error");
+                }
+            }
         }
     }
 
@@ -191,7 +240,7 @@ impl Server {
 
 /// Reads, processes and writes until nothing more can happen now. Returns why the
 /// connection must close, if it must.
-fn pump(client: &mut Client) -> Option<String> {
+fn pump(client: &mut Client, key: usize, workers: &WorkerPool) -> Option<String> {
     loop {
         let mut progressed = false;
         while client.readable && client.conn.endpoint_ref().wants_read() {
@@ -206,8 +255,13 @@ fn pump(client: &mut Client) -> Option<String> {
                 Err(e) => return Some(format!("read error: {e}")),
             }
         }
-        if let Err(e) = client.conn.process() {
-            log::warn!("connection from {}: {e}", client.peer);
+        match client.conn.process() {
+            Ok(Progress::Idle) => {}
+            Ok(Progress::Offload(job)) => {
+                workers.submit(JobOwner { key, id: client.id }, job);
+                progressed = true;
+            }
+            Err(e) => log::warn!("connection from {}: {e}", client.peer),
         }
         while client.writable && client.conn.endpoint_ref().wants_write() {
             match client.conn.endpoint().send_to(&mut client.socket) {

@@ -9,7 +9,7 @@ use super::{
     DeviceMemory, FunctionRegistry, GlobalFunction, HandleTable, Session, SessionError, Workspace,
 };
 use crate::endpoint::DEFAULT_MAX_PACKET;
-use crate::endpoint::codec::{DataType, Device, TensorRecord, Value};
+use crate::endpoint::codec::{DataType, Device, Packet, TensorRecord, Value};
 
 /// Limits and settings of one session.
 #[derive(Debug, Clone)]
@@ -22,6 +22,9 @@ pub struct SessionConfig {
     pub max_handles: usize,
     /// Where the session's upload directory is created (system temp dir by default).
     pub workspace_parent: Option<PathBuf>,
+    /// Calls whose estimated cost reaches this run off the event loop (see
+    /// [`FunctionRegistry::register_with_cost`]); about a millisecond of work.
+    pub offload_threshold: u64,
 }
 
 impl Default for SessionConfig {
@@ -31,6 +34,7 @@ impl Default for SessionConfig {
             memory_limit: None,
             max_handles: 1 << 20,
             workspace_parent: None,
+            offload_threshold: 1 << 22,
         }
     }
 }
@@ -347,6 +351,16 @@ impl Session for LocalSession {
 
     fn stats(&self) -> SessionStats {
         self.state.stats
+    }
+
+    fn runs_long(&self, request: &Packet<'_>) -> bool {
+        let Packet::CallFunc { function, args } = request else { return false };
+        match self.state.handles.get(*function) {
+            Ok(Resource::Function(f)) => {
+                f.estimated_cost(args) >= self.state.config.offload_threshold
+            }
+            _ => false,
+        }
     }
 }
 

@@ -24,7 +24,7 @@ pub use memory::DeviceMemory;
 pub use registry::{FunctionRegistry, GlobalFunction};
 pub use workspace::Workspace;
 
-use crate::endpoint::codec::{DataType, Device, TensorRecord, Value};
+use crate::endpoint::codec::{DataType, Device, Packet, TensorRecord, Value};
 
 /// The operations a client can ask of a session, one per RPC request kind.
 ///
@@ -72,6 +72,12 @@ pub trait Session: Send {
     fn dev_set_stream(&mut self, device: Device, stream: u64) -> Result<(), SessionError>;
     fn dev_get_current_stream(&mut self, device: Device) -> Result<u64, SessionError>;
     fn dev_stream_sync(&mut self, device: Device, stream: u64) -> Result<(), SessionError>;
+
+    /// Whether serving `request` may take long enough that a server should run it off its
+    /// event loop (TVM's WaitForAsyncCallback), so other connections are not held up.
+    fn runs_long(&self, _request: &Packet<'_>) -> bool {
+        false
+    }
 
     /// What the session holds, for logs and statistics.
     fn stats(&self) -> SessionStats {

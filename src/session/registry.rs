@@ -8,16 +8,24 @@ use super::{CallContext, SessionError, builtins};
 use crate::endpoint::codec::Value;
 
 type Body = dyn Fn(&mut CallContext<'_>, &[Value]) -> Result<Value, SessionError> + Send + Sync;
+type Cost = dyn Fn(&[Value]) -> u64 + Send + Sync;
 
 /// A named function a client can call.
 pub struct GlobalFunction {
     name: String,
     body: Box<Body>,
+    cost: Option<Box<Cost>>,
 }
 
 impl GlobalFunction {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Estimated work of a call with `args` (roughly: arithmetic operations plus bytes
+    /// touched); 0 for functions registered without an estimate.
+    pub fn estimated_cost(&self, args: &[Value]) -> u64 {
+        self.cost.as_ref().map_or(0, |cost| cost(args))
     }
 
     /// Runs the function; its errors come back prefixed with its name.
@@ -67,7 +75,26 @@ impl FunctionRegistry {
         + Sync
         + 'static,
     ) {
-        let function = GlobalFunction { name: name.to_owned(), body: Box::new(body) };
+        let function = GlobalFunction { name: name.to_owned(), body: Box::new(body), cost: None };
+        self.functions.insert(name.to_owned(), Arc::new(function));
+    }
+
+    /// Adds (or replaces) a function whose calls may be long: `cost` estimates a call's work
+    /// from its arguments, and a server runs calls above its threshold off the event loop.
+    pub fn register_with_cost(
+        &mut self,
+        name: &str,
+        cost: impl Fn(&[Value]) -> u64 + Send + Sync + 'static,
+        body: impl Fn(&mut CallContext<'_>, &[Value]) -> Result<Value, SessionError>
+        + Send
+        + Sync
+        + 'static,
+    ) {
+        let function = GlobalFunction {
+            name: name.to_owned(),
+            body: Box::new(body),
+            cost: Some(Box::new(cost)),
+        };
         self.functions.insert(name.to_owned(), Arc::new(function));
     }
 
