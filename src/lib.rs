@@ -1,4 +1,5 @@
 //! tensor-rpc: a TVM-RPC-compatible runtime for remote tensor compute.
+pub mod client;
 pub mod endpoint;
 pub mod ringbuf;
 pub mod server;

@@ -99,6 +99,11 @@ struct Replay {
 
 /// Replays `name` packet by packet, checking each reply against the recording.
 fn replay(name: &str) -> Replay {
+    replay_rewritten(name, |frame| frame.to_vec())
+}
+
+/// [`replay`], with each client frame first passed through `adapt`.
+fn replay_rewritten(name: &str, adapt: impl Fn(&[u8]) -> Vec<u8>) -> Replay {
     let trace = Trace::load(name);
     let (client_hello, client_frames) = split_client(&trace.client);
     let (server_hello, recorded) = split_server(&trace.server);
@@ -111,7 +116,7 @@ fn replay(name: &str) -> Replay {
     let mut recorded = recorded.into_iter();
     let mut extra_replies = Vec::new();
     for (i, frame) in client_frames.iter().enumerate() {
-        let frame = rewrite_handles(frame, &handles);
+        let frame = rewrite_handles(&adapt(frame), &handles);
         rewritten.extend_from_slice(&frame);
         let out = feed(&mut conn, &frame);
         output.extend_from_slice(&out);
@@ -193,4 +198,32 @@ fn bad_call_trace_gets_an_exception_where_tvm_server_dropped_the_connection() {
         }
         other => panic!("unexpected extra replies {other:?}"),
     }
+}
+
+/// The recorded multi-hop session relayed through TVM's server to another one on port 9120;
+/// here it relays through ours to a server of ours started for the test.
+#[test]
+fn multihop_trace_relayed_to_a_next_hop_matches_tvm() {
+    use tensor_rpc::server::{Server, ServerConfig};
+    let mut next_hop = Server::bind(ServerConfig::new("127.0.0.1:0".parse().unwrap())).unwrap();
+    let port = next_hop.local_addr().unwrap().port();
+    let stop = next_hop.shutdown_handle();
+    let thread = std::thread::spawn(move || next_hop.run());
+
+    // The recorded InitServer names port 9120 as Int(9120); point it at our next hop.
+    let recorded_port = [&1i32.to_le_bytes()[..], &9120i64.to_le_bytes()].concat();
+    let our_port = [&1i32.to_le_bytes()[..], &i64::from(port).to_le_bytes()].concat();
+    let adapt = |frame: &[u8]| {
+        let mut frame = frame.to_vec();
+        if let Some(at) = frame.windows(12).position(|w| w == recorded_port.as_slice()) {
+            frame[at..at + 12].copy_from_slice(&our_port);
+        }
+        frame
+    };
+    let replay = replay_rewritten("tvm0.27-multihop.trace", adapt);
+    assert!(replay.extra_replies.is_empty());
+    check_replays_are_deterministic("tvm0.27-multihop.trace", &replay);
+
+    stop.shutdown();
+    thread.join().unwrap().unwrap();
 }

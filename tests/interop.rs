@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::servers::{run_python, start_ours, start_tvm_server};
+use support::servers::{ServerProcess, run_python, start_ours, start_tvm_server};
 
 /// Runs `script scenario` against both servers and returns what both printed.
 fn same_output_from_both_servers(script: &str, scenario: &str) -> String {
@@ -80,4 +80,66 @@ fn echo_without_argument_raises_and_the_connection_survives() {
         "error: RPCError testing.echo: expects at least one argument, got none\n\
          then: 42 still here\n"
     );
+}
+
+const TVM_SCENARIOS: [&str; 4] = ["echo", "tensor", "error", "files"];
+
+/// TVM's scenarios through `relay` to `last`, each printing what it prints directly against
+/// `direct`.
+fn scenarios_through_relay(relay: &ServerProcess, last: &ServerProcess, direct: &ServerProcess) {
+    for scenario in TVM_SCENARIOS {
+        let expected = run_python("tvm_scenarios.py", &[direct.port.to_string(), scenario.into()]);
+        let relayed = run_python(
+            "via_relay.py",
+            &[
+                last.port.to_string(),
+                "tvm_scenarios.py".into(),
+                relay.port.to_string(),
+                scenario.into(),
+            ],
+        );
+        assert_eq!(relayed, expected, "{scenario} through {} to {}", relay.name, last.name);
+    }
+}
+
+#[test]
+fn tvm_scenarios_pass_through_our_relay_to_tvm_server() {
+    let tvm = start_tvm_server(&[]);
+    let relay = start_ours(&[]);
+    scenarios_through_relay(&relay, &tvm, &tvm);
+}
+
+#[test]
+fn tvm_scenarios_pass_through_our_relay_to_our_server() {
+    let last = start_ours(&[]);
+    let relay = start_ours(&[]);
+    let tvm = start_tvm_server(&[]);
+    scenarios_through_relay(&relay, &last, &tvm);
+}
+
+#[test]
+fn tvm_scenarios_pass_through_tvm_relay_to_our_server() {
+    let last = start_ours(&[]);
+    let relay = start_tvm_server(&[]);
+    let tvm = start_tvm_server(&[]);
+    scenarios_through_relay(&relay, &last, &tvm);
+}
+
+#[test]
+fn a_64_mib_tensor_passes_through_our_relay_to_tvm_server() {
+    let tvm = start_tvm_server(&[]);
+    let relay = start_ours(&[]);
+    let out = run_python(
+        "via_relay.py",
+        &[tvm.port.to_string(), "scenarios.py".into(), relay.port.to_string(), "large".into()],
+    );
+    assert_eq!(out.trim(), "67108864 True True");
+}
+
+#[test]
+fn relay_to_an_unreachable_next_hop_fails_the_connect_with_a_clear_error() {
+    let relay = start_ours(&[]);
+    let dead_port = support::servers::free_port();
+    let out = run_python("relay_errors.py", &[relay.port.to_string(), dead_port.to_string()]);
+    assert!(out.contains(&format!("rpc.Connect to 127.0.0.1:{dead_port} failed")), "{out}");
 }

@@ -217,7 +217,13 @@ impl Endpoint {
     pub fn wants_read(&self) -> bool {
         let open = !matches!(self.state, State::ShutdownReceived | State::Closing);
         let room = self.bytes_needed() > 0 || self.reader.len() < READ_AHEAD;
-        open && room && self.writer.len() <= self.config.output_high_water
+        open && room && !self.output_backlogged()
+    }
+
+    /// A server stops taking requests while its peer leaves replies unread. A client never
+    /// does: it must read replies while its own large requests are still going out.
+    fn output_backlogged(&self) -> bool {
+        self.role == Role::Server && self.writer.len() > self.config.output_high_water
     }
 
     /// Whether output is waiting to be sent.
@@ -355,7 +361,7 @@ impl Endpoint {
         match self.state {
             State::InitHeader(step) => self.advance_handshake(step),
             State::RecvPacketNumBytes => {
-                if self.writer.len() > self.config.output_high_water {
+                if self.output_backlogged() {
                     return Ok(Step::Wait);
                 }
                 let len = self.read_u64();

@@ -7,7 +7,11 @@ use std::time::Instant;
 use crate::endpoint::codec::{ClientKey, HandshakeStatus, PROTOCOL_VERSION, Packet, Value};
 use crate::endpoint::{Endpoint, EndpointConfig, Event, FramingError};
 use crate::session::serve::{self, Outcome};
-use crate::session::{FunctionRegistry, LocalSession, Session, SessionConfig, SessionStats};
+use crate::session::{
+    FunctionRegistry, LocalSession, Placement, Session, SessionConfig, SessionStats,
+};
+
+use super::constructor::{RelayTarget, SessionPlan};
 
 /// What every connection of a server shares.
 #[derive(Debug, Clone)]
@@ -53,23 +57,45 @@ pub enum Progress {
     Offload(Job),
 }
 
-/// A long request with the session that serves it, to run on any thread.
+/// Work to run off the event loop: a long request with the session that serves it, or the
+/// connection to a relay's next hop.
 pub struct Job {
-    session: Box<dyn Session>,
-    request: Packet<'static>,
+    kind: JobKind,
+}
+
+enum JobKind {
+    Serve { session: Box<dyn Session>, request: Packet<'static>, placement: Placement },
+    Connect { target: RelayTarget, max_packet: u64 },
 }
 
 impl Job {
-    pub fn run(mut self) -> JobDone {
-        let outcome = serve::execute(&mut *self.session, self.request);
-        JobDone { session: self.session, outcome }
+    /// Where the job should run: compute work on a bounded pool, network waits elsewhere.
+    pub fn placement(&self) -> Placement {
+        match &self.kind {
+            JobKind::Serve { placement, .. } => *placement,
+            JobKind::Connect { .. } => Placement::Network,
+        }
+    }
+
+    pub fn run(self) -> JobDone {
+        match self.kind {
+            JobKind::Serve { mut session, request, .. } => {
+                let outcome = serve::execute(&mut *session, request);
+                JobDone::Served { session, outcome }
+            }
+            JobKind::Connect { target, max_packet } => {
+                JobDone::Connected(target.connect(max_packet))
+            }
+        }
     }
 }
 
 /// A finished [`Job`], to hand back with [`ServerConnection::complete`].
-pub struct JobDone {
-    session: Box<dyn Session>,
-    outcome: Outcome,
+pub enum JobDone {
+    #[doc(hidden)]
+    Served { session: Box<dyn Session>, outcome: Outcome },
+    #[doc(hidden)]
+    Connected(Result<Box<dyn Session>, String>),
 }
 
 impl ServerConnection {
@@ -123,10 +149,18 @@ impl ServerConnection {
 
     /// Hands back a finished [`Job`]: the session returns and the reply is written.
     pub fn complete(&mut self, done: JobDone) {
-        let JobDone { mut session, outcome } = done;
-        serve::deliver(&mut self.endpoint, &mut *session, outcome);
-        self.session = Some(session);
         self.job_running = false;
+        match done {
+            JobDone::Served { mut session, outcome } => {
+                serve::deliver(&mut self.endpoint, &mut *session, outcome);
+                self.session = Some(session);
+            }
+            JobDone::Connected(Ok(session)) => {
+                self.session = Some(session);
+                self.reply(&Packet::return_void());
+            }
+            JobDone::Connected(Err(message)) => self.reply(&Packet::Exception(message)),
+        }
     }
 
     /// Handles every event the buffered input allows. A request that runs long comes back
@@ -150,18 +184,29 @@ impl ServerConnection {
                     self.client_key = Some(key);
                 }
                 Event::Request(Packet::InitServer { version, args }) => {
-                    let reply = self.init_server(&version, &args);
                     self.requests += 1;
-                    self.reply(&reply);
+                    match self.init_server(&version, &args) {
+                        Ok(SessionPlan::Local) => self.reply(&Packet::return_void()),
+                        Ok(SessionPlan::Relay(target)) => {
+                            self.job_running = true;
+                            let max_packet = self.config.endpoint.max_packet;
+                            let kind = JobKind::Connect { target, max_packet };
+                            return Ok(Progress::Offload(Job { kind }));
+                        }
+                        Err(message) => self.reply(&Packet::Exception(message)),
+                    }
                 }
                 Event::Request(request) => {
                     self.requests += 1;
-                    if let Some(session) = self.session.take_if(|s| s.runs_long(&request)) {
+                    let placement =
+                        self.session.as_ref().map_or(Placement::Inline, |s| s.placement(&request));
+                    if placement != Placement::Inline
+                        && let Some(session) = self.session.take()
+                    {
                         self.job_running = true;
-                        return Ok(Progress::Offload(Job {
-                            session,
-                            request: request.into_owned(),
-                        }));
+                        let request = request.into_owned();
+                        let kind = JobKind::Serve { session, request, placement };
+                        return Ok(Progress::Offload(Job { kind }));
                     }
                     match self.session.as_deref_mut() {
                         Some(session) => {
@@ -209,34 +254,25 @@ impl ServerConnection {
         }
     }
 
-    /// Creates the session InitServer asks for: a local one when no constructor is named.
-    fn init_server(&mut self, version: &str, args: &[Value]) -> Packet<'static> {
+    /// Checks InitServer and creates a local session right away; a relay's session is
+    /// created by a [`Job`], since connecting to the next hop blocks.
+    fn init_server(&mut self, version: &str, args: &[Value]) -> Result<SessionPlan, String> {
         if self.session.is_some() {
-            return Packet::Exception("InitServer: the server has already been initialized".into());
+            return Err("InitServer: the server has already been initialized".into());
         }
         if version != PROTOCOL_VERSION {
-            return Packet::Exception(format!(
+            return Err(format!(
                 "InitServer: client protocol version {version:?} does not match the server's \
                  {PROTOCOL_VERSION:?}"
             ));
         }
-        match args.first() {
-            None => {
-                let session = LocalSession::new(
-                    Arc::clone(&self.config.registry),
-                    self.config.session.clone(),
-                );
-                self.session = Some(Box::new(session));
-                Packet::return_void()
-            }
-            Some(Value::Str(name)) => {
-                Packet::Exception(format!("InitServer: unknown session constructor '{name}'"))
-            }
-            Some(other) => Packet::Exception(format!(
-                "InitServer: the session constructor must be named by a string, got {}",
-                other.describe()
-            )),
+        let plan = SessionPlan::parse(args)?;
+        if plan == SessionPlan::Local {
+            let session =
+                LocalSession::new(Arc::clone(&self.config.registry), self.config.session.clone());
+            self.session = Some(Box::new(session));
         }
+        Ok(plan)
     }
 }
 

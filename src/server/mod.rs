@@ -5,9 +5,11 @@
 //! in the connection and the endpoint.
 
 mod connection;
+mod constructor;
 mod workers;
 
 pub use connection::{ConnectionConfig, Job, JobDone, Progress, ServerConnection};
+pub use constructor::{RPC_CONNECT, RelayTarget, SessionPlan};
 
 use workers::{Completion, JobOwner, WorkerPool};
 

@@ -1,14 +1,23 @@
-//! The worker pool that runs long requests off the event loop. A finished job goes back to
-//! the loop through a completion queue and the loop's `mio::Waker`.
+//! The workers that run requests off the event loop: a fixed pool of compute threads (one
+//! per core by default) for long computations, and a cached pool of network threads for
+//! requests that wait on another server (relays), so waiting never occupies a compute
+//! thread. A finished job goes back to the loop through a completion queue and the loop's
+//! `mio::Waker`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use mio::Waker;
 
 use super::connection::{Job, JobDone};
+use crate::session::Placement;
+
+/// How long an idle network thread waits for work before it exits.
+const NETWORK_THREAD_IDLE: Duration = Duration::from_secs(60);
 
 /// Which connection a job belongs to: the slab key and the connection's unique id (a key
 /// may be reused by a newer connection before an old job finishes).
@@ -27,10 +36,22 @@ pub enum Completion {
 
 type Queue = Arc<Mutex<Vec<(JobOwner, Completion)>>>;
 
+type JobQueue = Arc<Mutex<Receiver<(JobOwner, Job)>>>;
+
 pub struct WorkerPool {
     sender: Option<Sender<(JobOwner, Job)>>,
     threads: Vec<JoinHandle<()>>,
     completed: Queue,
+    waker: Arc<Waker>,
+    network: NetworkPool,
+}
+
+/// Threads for jobs that wait on the network: one per job in flight, kept a while when idle.
+struct NetworkPool {
+    sender: Sender<(JobOwner, Job)>,
+    receiver: JobQueue,
+    /// Threads waiting for a job and not yet claimed by a submitted one.
+    idle: Arc<AtomicUsize>,
 }
 
 impl WorkerPool {
@@ -48,14 +69,46 @@ impl WorkerPool {
                 .spawn(move || work(&receiver, &completed, &waker))?;
             threads.push(thread);
         }
-        Ok(WorkerPool { sender: Some(sender), threads, completed })
+        let (network_sender, network_receiver) = mpsc::channel();
+        let network = NetworkPool {
+            sender: network_sender,
+            receiver: Arc::new(Mutex::new(network_receiver)),
+            idle: Arc::default(),
+        };
+        Ok(WorkerPool { sender: Some(sender), threads, completed, waker, network })
     }
 
     pub fn submit(&self, owner: JobOwner, job: Job) {
+        if job.placement() == Placement::Network {
+            return self.submit_network(owner, job);
+        }
         if let Some(sender) = &self.sender
             && sender.send((owner, job)).is_err()
         {
             log::error!("worker pool is gone; job of connection {} dropped", owner.id);
+        }
+    }
+
+    fn submit_network(&self, owner: JobOwner, job: Job) {
+        let claimed_idle = self
+            .network
+            .idle
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if !claimed_idle {
+            let receiver = Arc::clone(&self.network.receiver);
+            let completed = Arc::clone(&self.completed);
+            let waker = Arc::clone(&self.waker);
+            let idle = Arc::clone(&self.network.idle);
+            let spawned = std::thread::Builder::new()
+                .name("tensor-rpc-network".into())
+                .spawn(move || network_work(&receiver, &completed, &waker, &idle));
+            if let Err(e) = spawned {
+                log::error!("cannot start a network thread: {e}");
+            }
+        }
+        if self.network.sender.send((owner, job)).is_err() {
+            log::error!("network pool is gone; job of connection {} dropped", owner.id);
         }
     }
 
@@ -78,19 +131,53 @@ fn work(receiver: &Mutex<Receiver<(JobOwner, Job)>>, completed: &Queue, waker: &
     loop {
         let next = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok((owner, job)) = next else { return };
-        let completion = match catch_unwind(AssertUnwindSafe(|| job.run())) {
-            Ok(done) => Completion::Done(done),
-            Err(panic) => Completion::Panicked(
-                panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into()),
-            ),
-        };
-        completed.lock().unwrap_or_else(|e| e.into_inner()).push((owner, completion));
-        if let Err(e) = waker.wake() {
-            log::error!("cannot wake the event loop: {e}");
+        run(owner, job, completed, waker);
+    }
+}
+
+/// A network thread: runs jobs while they come, exits after a while without any.
+fn network_work(
+    receiver: &Mutex<Receiver<(JobOwner, Job)>>,
+    completed: &Queue,
+    waker: &Waker,
+    idle: &AtomicUsize,
+) {
+    loop {
+        let next =
+            receiver.lock().unwrap_or_else(|e| e.into_inner()).recv_timeout(NETWORK_THREAD_IDLE);
+        match next {
+            Ok((owner, job)) => {
+                run(owner, job, completed, waker);
+                idle.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                // Leave only if no submitted job has claimed this thread meanwhile.
+                if idle
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
         }
+    }
+}
+
+/// Runs one job and queues its completion for the event loop.
+fn run(owner: JobOwner, job: Job, completed: &Queue, waker: &Waker) {
+    let completion = match catch_unwind(AssertUnwindSafe(|| job.run())) {
+        Ok(done) => Completion::Done(done),
+        Err(panic) => Completion::Panicked(
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into()),
+        ),
+    };
+    completed.lock().unwrap_or_else(|e| e.into_inner()).push((owner, completion));
+    if let Err(e) = waker.wake() {
+        log::error!("cannot wake the event loop: {e}");
     }
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::context::{CallContext, Operand, Operands};
 use super::device_attr;
 use super::{
-    DeviceMemory, FunctionRegistry, GlobalFunction, HandleTable, Session, SessionError, Workspace,
+    DeviceMemory, FunctionRegistry, GlobalFunction, HandleTable, Placement, Session, SessionError,
+    Workspace,
 };
 use crate::endpoint::DEFAULT_MAX_PACKET;
 use crate::endpoint::codec::{DataType, Device, Packet, TensorRecord, Value};
@@ -353,13 +354,15 @@ impl Session for LocalSession {
         self.state.stats
     }
 
-    fn runs_long(&self, request: &Packet<'_>) -> bool {
-        let Packet::CallFunc { function, args } = request else { return false };
+    fn placement(&self, request: &Packet<'_>) -> Placement {
+        let Packet::CallFunc { function, args } = request else { return Placement::Inline };
         match self.state.handles.get(*function) {
-            Ok(Resource::Function(f)) => {
-                f.estimated_cost(args) >= self.state.config.offload_threshold
+            Ok(Resource::Function(f))
+                if f.estimated_cost(args) >= self.state.config.offload_threshold =>
+            {
+                Placement::Compute
             }
-            _ => false,
+            _ => Placement::Inline,
         }
     }
 }

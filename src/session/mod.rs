@@ -26,6 +26,17 @@ pub use workspace::Workspace;
 
 use crate::endpoint::codec::{DataType, Device, Packet, TensorRecord, Value};
 
+/// Where a request runs, as its session sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Quick: run it on the event loop.
+    Inline,
+    /// Long computation: run it on a compute worker.
+    Compute,
+    /// Waits on the network (a relayed request): run it where waiting costs no CPU.
+    Network,
+}
+
 /// The operations a client can ask of a session, one per RPC request kind.
 ///
 /// Handles are opaque `u64`s the session issued; every method checks them.
@@ -73,10 +84,10 @@ pub trait Session: Send {
     fn dev_get_current_stream(&mut self, device: Device) -> Result<u64, SessionError>;
     fn dev_stream_sync(&mut self, device: Device, stream: u64) -> Result<(), SessionError>;
 
-    /// Whether serving `request` may take long enough that a server should run it off its
-    /// event loop (TVM's WaitForAsyncCallback), so other connections are not held up.
-    fn runs_long(&self, _request: &Packet<'_>) -> bool {
-        false
+    /// Where a server should run `request`: on its event loop, or off it (TVM's
+    /// WaitForAsyncCallback) so other connections are not held up meanwhile.
+    fn placement(&self, _request: &Packet<'_>) -> Placement {
+        Placement::Inline
     }
 
     /// What the session holds, for logs and statistics.

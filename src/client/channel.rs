@@ -1,0 +1,297 @@
+//! A blocking request/reply channel over TCP: a client-mode [`Endpoint`] driven by a small
+//! mio loop of its own (TVM's `HandleUntilReturnEvent`). Writes and reads interleave, so a
+//! large request going out never stops replies from coming in.
+
+use std::io::{self, ErrorKind};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+use super::ClientError;
+use crate::endpoint::codec::{PROTOCOL_VERSION, Packet, TensorRecord, Value};
+use crate::endpoint::{Endpoint, EndpointConfig, Event};
+
+const STREAM: Token = Token(0);
+
+/// How a channel connects and waits.
+#[derive(Debug, Clone)]
+pub struct ChannelOptions {
+    /// The key presented to the server (`client:<key>` is sent); TVM options such as
+    /// `-timeout=10` may follow the key after a space.
+    pub key: String,
+    /// The session constructor sent in InitServer (empty: the server's local session).
+    pub constructor: Vec<Value>,
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait for any one reply; `None` waits forever.
+    pub call_timeout: Option<Duration>,
+    /// After each exchange, poll without sleeping for this long before blocking: trades a
+    /// little CPU for not paying a thread wake-up per reply.
+    pub busy_poll: Duration,
+    pub endpoint: EndpointConfig,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        ChannelOptions {
+            key: String::new(),
+            constructor: Vec::new(),
+            connect_timeout: Some(Duration::from_secs(10)),
+            call_timeout: Some(Duration::from_secs(300)),
+            busy_poll: Duration::ZERO,
+            endpoint: EndpointConfig::default(),
+        }
+    }
+}
+
+/// What answered a request.
+#[derive(Debug)]
+pub enum Reply {
+    Return(Vec<Value>),
+    Exception(String),
+}
+
+/// One connection to an RPC server, after handshake and InitServer.
+pub struct Channel {
+    poll: Poll,
+    events: Events,
+    stream: TcpStream,
+    endpoint: Endpoint,
+    peer: SocketAddr,
+    server_key: String,
+    options: ChannelOptions,
+}
+
+impl Channel {
+    /// Connects, presents the key and initializes the session.
+    pub fn connect(addr: impl ToSocketAddrs, options: ChannelOptions) -> Result<Self, ClientError> {
+        let addrs: Vec<SocketAddr> = addr
+            .to_socket_addrs()
+            .map_err(|e| ClientError::Connect { addr: "?".into(), source: e })?
+            .collect();
+        let mut last = None;
+        for peer in addrs {
+            match connect_stream(peer, options.connect_timeout) {
+                Ok(stream) => return Self::start(stream, peer, options),
+                Err(e) => last = Some((peer, e)),
+            }
+        }
+        let (peer, e) = last.unwrap_or_else(|| {
+            ("0.0.0.0:0".parse().expect("valid"), io::Error::other("no address to connect to"))
+        });
+        Err(ClientError::Connect { addr: peer.to_string(), source: e })
+    }
+
+    fn start(
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        options: ChannelOptions,
+    ) -> Result<Self, ClientError> {
+        stream.set_nodelay(true).map_err(|e| ClientError::io(peer, e))?;
+        let poll = Poll::new().map_err(|e| ClientError::io(peer, e))?;
+        poll.registry()
+            .register(&mut stream, STREAM, Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| ClientError::io(peer, e))?;
+        let endpoint =
+            Endpoint::client(&format!("client:{}", options.key), options.endpoint.clone());
+        let mut channel = Channel {
+            poll,
+            events: Events::with_capacity(8),
+            stream,
+            endpoint,
+            peer,
+            server_key: String::new(),
+            options,
+        };
+        let deadline = channel.options.connect_timeout.map(|t| Instant::now() + t);
+        channel.server_key = channel.wait(deadline, |event| match event {
+            Event::Connected { server_key } => Some(Ok(server_key)),
+            _ => None,
+        })??;
+        let init = Packet::InitServer {
+            version: PROTOCOL_VERSION.into(),
+            args: channel.options.constructor.clone(),
+        };
+        match channel.request(&init)? {
+            Reply::Return(_) => Ok(channel),
+            Reply::Exception(message) => Err(ClientError::Remote(message)),
+        }
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The key the server answered the handshake with (`server:<key>`).
+    pub fn server_key(&self) -> &str {
+        &self.server_key
+    }
+
+    pub fn options(&self) -> &ChannelOptions {
+        &self.options
+    }
+
+    /// Sends a request and waits for its Return or Exception.
+    pub fn request(&mut self, packet: &Packet<'_>) -> Result<Reply, ClientError> {
+        self.endpoint.send(packet);
+        self.wait_reply()
+    }
+
+    /// Sends a CopyToRemote of `data` and waits for its Return.
+    pub fn copy_to_remote(
+        &mut self,
+        target: &TensorRecord,
+        data: &[u8],
+    ) -> Result<Reply, ClientError> {
+        self.endpoint.send_copy_to_remote(target, data);
+        self.wait_reply()
+    }
+
+    /// Sends a CopyFromRemote and fills `out` from its CopyAck.
+    pub fn copy_from_remote(
+        &mut self,
+        source: &TensorRecord,
+        out: &mut [u8],
+    ) -> Result<(), ClientError> {
+        self.endpoint
+            .send(&Packet::CopyFromRemote { source: source.clone(), nbytes: out.len() as u64 });
+        let deadline = self.call_deadline();
+        let expected = out.len();
+        self.wait(deadline, |event| match event {
+            Event::CopyAck(data) if data.len() == expected => {
+                out.copy_from_slice(&data);
+                Some(Ok(()))
+            }
+            Event::CopyAck(data) => Some(Err(ClientError::Protocol(format!(
+                "CopyAck carries {} bytes, {expected} were asked for",
+                data.len()
+            )))),
+            Event::Exception(message) => Some(Err(ClientError::Remote(message))),
+            Event::Return(values) => Some(Err(ClientError::Protocol(format!(
+                "a Return ({values:?}) answered CopyFromRemote"
+            )))),
+            _ => None,
+        })?
+    }
+
+    fn call_deadline(&self) -> Option<Instant> {
+        self.options.call_timeout.map(|t| Instant::now() + t)
+    }
+
+    fn wait_reply(&mut self) -> Result<Reply, ClientError> {
+        let deadline = self.call_deadline();
+        self.wait(deadline, |event| match event {
+            Event::Return(values) => Some(Ok(Reply::Return(values))),
+            Event::Exception(message) => Some(Ok(Reply::Exception(message))),
+            Event::CopyAck(_) => Some(Err(ClientError::Protocol(
+                "a CopyAck answered a request that is not a copy".into(),
+            ))),
+            _ => None,
+        })?
+    }
+
+    /// Moves bytes until `take` accepts an event, the deadline passes or the connection
+    /// fails.
+    fn wait<T>(
+        &mut self,
+        deadline: Option<Instant>,
+        mut take: impl FnMut(Event<'_>) -> Option<T>,
+    ) -> Result<T, ClientError> {
+        let mut spin_until = Instant::now() + self.options.busy_poll;
+        loop {
+            let mut progressed = self.flush()?;
+            progressed |= self.fill()?;
+            while let Some(event) = self.endpoint.poll_event().map_err(ClientError::Framing)? {
+                match event {
+                    Event::Rejected(error) => {
+                        return Err(ClientError::Protocol(format!("undecodable reply: {error}")));
+                    }
+                    Event::Shutdown => return Err(ClientError::Closed),
+                    other => {
+                        if let Some(value) = take(other) {
+                            return Ok(value);
+                        }
+                    }
+                }
+            }
+            let now = Instant::now();
+            if progressed {
+                spin_until = now + self.options.busy_poll;
+                continue;
+            }
+            if let Some(deadline) = deadline
+                && now >= deadline
+            {
+                return Err(ClientError::Timeout { peer: self.peer.to_string() });
+            }
+            if now < spin_until {
+                std::hint::spin_loop();
+                continue;
+            }
+            let timeout = deadline.map(|d| d.saturating_duration_since(now));
+            match self.poll.poll(&mut self.events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(ClientError::io(self.peer, e)),
+            }
+        }
+    }
+
+    /// Writes pending output until the socket would block. Returns whether any went out.
+    fn flush(&mut self) -> Result<bool, ClientError> {
+        let mut wrote = false;
+        while self.endpoint.wants_write() {
+            match self.endpoint.send_to(&mut self.stream) {
+                Ok(0) => return Err(ClientError::Closed),
+                Ok(_) => wrote = true,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(ClientError::io(self.peer, e)),
+            }
+        }
+        Ok(wrote)
+    }
+
+    /// Reads what the socket has. Returns whether anything arrived.
+    fn fill(&mut self) -> Result<bool, ClientError> {
+        let mut read = false;
+        loop {
+            match self.endpoint.receive_from(&mut self.stream) {
+                Ok(0) => {
+                    // Replies already buffered still count; the next wait reports the close.
+                    return if read { Ok(true) } else { Err(ClientError::Closed) };
+                }
+                Ok(_) => read = true,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(read),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(ClientError::io(self.peer, e)),
+            }
+        }
+    }
+
+    /// Ends the session politely: a Shutdown packet, flushed as far as the socket allows.
+    pub fn shutdown(&mut self) {
+        self.endpoint.send(&Packet::Shutdown);
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while self.endpoint.wants_write() && Instant::now() < deadline {
+            match self.flush() {
+                Ok(true) => {}
+                Ok(false) => {
+                    let _ = self.poll.poll(&mut self.events, Some(Duration::from_millis(10)));
+                }
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// A non-blocking stream, connected within `timeout`.
+fn connect_stream(peer: SocketAddr, timeout: Option<Duration>) -> io::Result<TcpStream> {
+    let std_stream = match timeout {
+        Some(t) => std::net::TcpStream::connect_timeout(&peer, t)?,
+        None => std::net::TcpStream::connect(peer)?,
+    };
+    std_stream.set_nonblocking(true)?;
+    Ok(TcpStream::from_std(std_stream))
+}

@@ -1,0 +1,273 @@
+//! ClientSession: the [`Session`] of a remote server, reached through a [`Channel`].
+//!
+//! Every method becomes one request (copies become several: they are split so no packet
+//! exceeds the peer's `tvm.rpc.server.GetCRTMaxPacketSize`, asked once and cached). Handles
+//! pass through untouched: they are the remote's, opaque to us.
+
+use super::ClientError;
+use super::channel::{Channel, Reply};
+use crate::endpoint::codec::{DataType, Device, Packet, Syscall, TensorRecord, Value};
+use crate::session::{Placement, Session, SessionError};
+
+/// Name of the global function that reports a server's largest packet.
+pub const MAX_PACKET_FUNCTION: &str = "tvm.rpc.server.GetCRTMaxPacketSize";
+
+/// The handle a relay answers `GetCRTMaxPacketSize` lookups with: never one a server issues
+/// (TVM's are pointers, ours carry a small slab key in the low word).
+const RELAY_MAX_PACKET_HANDLE: u64 = u64::MAX - 1;
+
+pub struct ClientSession {
+    channel: Channel,
+    /// The peer's largest packet body, once asked (`u64::MAX`: no limit).
+    max_packet: Option<u64>,
+    /// As a relay: our own server's largest packet. The client in front of us must learn
+    /// the smaller of ours and the next hop's, or its copies would not fit through us.
+    relay_max_packet: Option<u64>,
+}
+
+impl ClientSession {
+    pub fn new(channel: Channel) -> Self {
+        ClientSession { channel, max_packet: None, relay_max_packet: None }
+    }
+
+    /// A session that relays for a server whose own packets are at most `max_packet`.
+    pub fn relay(channel: Channel, max_packet: u64) -> Self {
+        ClientSession { channel, max_packet: None, relay_max_packet: Some(max_packet) }
+    }
+
+    pub fn channel(&mut self) -> &mut Channel {
+        &mut self.channel
+    }
+
+    /// Runs a syscall and returns its one value.
+    pub fn syscall(&mut self, call: Syscall) -> Result<Value, ClientError> {
+        match self.channel.request(&Packet::Syscall(call))? {
+            Reply::Return(values) => {
+                let mut values = values.into_iter();
+                match (values.next(), values.next()) {
+                    (Some(v), None) => Ok(v),
+                    _ => {
+                        Err(ClientError::Protocol("a syscall returned other than one value".into()))
+                    }
+                }
+            }
+            Reply::Exception(message) => Err(ClientError::Remote(message)),
+        }
+    }
+
+    fn syscall_handle(&mut self, call: Syscall) -> Result<u64, ClientError> {
+        match self.syscall(call)? {
+            Value::Handle(h) => Ok(h),
+            Value::None => Ok(0),
+            other => {
+                Err(ClientError::Protocol(format!("expected a handle, got {}", other.describe())))
+            }
+        }
+    }
+
+    fn syscall_void(&mut self, call: Syscall) -> Result<(), ClientError> {
+        self.syscall(call).map(drop)
+    }
+
+    /// The handle of a global function, `None` if the server has none of that name.
+    pub fn lookup(&mut self, name: &str) -> Result<Option<u64>, ClientError> {
+        let h = self.syscall_handle(Syscall::GetGlobalFunc { name: name.into() })?;
+        Ok((h != 0).then_some(h))
+    }
+
+    pub fn call(&mut self, function: u64, args: Vec<Value>) -> Result<Value, ClientError> {
+        match self.channel.request(&Packet::CallFunc { function, args })? {
+            Reply::Return(values) => {
+                Packet::call_result(values).map_err(|e| ClientError::Protocol(e.to_string()))
+            }
+            Reply::Exception(message) => Err(ClientError::Remote(message)),
+        }
+    }
+
+    pub fn free(&mut self, handle: u64) -> Result<(), ClientError> {
+        self.syscall_void(Syscall::FreeHandle { handle })
+    }
+
+    /// The peer's largest packet body, asked once per session.
+    pub fn max_packet(&mut self) -> Result<u64, ClientError> {
+        if let Some(max) = self.max_packet {
+            return Ok(max);
+        }
+        let max = match self.lookup(MAX_PACKET_FUNCTION)? {
+            None => u64::MAX,
+            Some(f) => {
+                let value = self.call(f, Vec::new());
+                self.free(f)?;
+                match value? {
+                    Value::Int(n) if n > 0 => n as u64,
+                    other => {
+                        return Err(ClientError::Protocol(format!(
+                            "{MAX_PACKET_FUNCTION} returned {}",
+                            other.describe()
+                        )));
+                    }
+                }
+            }
+        };
+        self.max_packet = Some(max);
+        Ok(max)
+    }
+
+    /// Bytes of payload that fit in one copy packet for `record` (TVM's
+    /// `RemoteCopyCalculatePacketOverheadSize`: everything but the payload and the u64
+    /// length prefix).
+    fn block_size(&mut self, record: &TensorRecord) -> Result<u64, ClientError> {
+        let overhead = 4 + 8 + 8 + 4 + 4 + 8 * record.shape.len() as u64 + 8 + 8;
+        let max = self.max_packet()?;
+        if max <= overhead {
+            return Err(ClientError::Protocol(format!(
+                "the server's maximum packet of {max} bytes cannot hold a copy's header"
+            )));
+        }
+        Ok(max - overhead)
+    }
+
+    /// Writes `data` into the remote tensor at `target.byte_offset`, in packets that fit.
+    pub fn write(&mut self, target: &TensorRecord, data: &[u8]) -> Result<(), ClientError> {
+        let block = usize::try_from(self.block_size(target)?).unwrap_or(usize::MAX);
+        let mut chunk_target = target.clone();
+        for (i, chunk) in data.chunks(block.max(1)).enumerate() {
+            chunk_target.byte_offset = target.byte_offset + (i * block) as u64;
+            if let Reply::Exception(message) = self.channel.copy_to_remote(&chunk_target, chunk)? {
+                return Err(ClientError::Remote(message));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the remote tensor from `source.byte_offset` into `out`, in packets that fit.
+    pub fn read(&mut self, source: &TensorRecord, out: &mut [u8]) -> Result<(), ClientError> {
+        let block = usize::try_from(self.block_size(source)?).unwrap_or(usize::MAX);
+        let mut chunk_source = source.clone();
+        for (i, chunk) in out.chunks_mut(block.max(1)).enumerate() {
+            chunk_source.byte_offset = source.byte_offset + (i * block) as u64;
+            self.channel.copy_from_remote(&chunk_source, chunk)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the session politely.
+    pub fn shutdown(&mut self) {
+        self.channel.shutdown();
+    }
+}
+
+impl Drop for ClientSession {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Session for ClientSession {
+    fn get_global_func(&mut self, name: &str) -> Result<Option<u64>, SessionError> {
+        if self.relay_max_packet.is_some() && name == MAX_PACKET_FUNCTION {
+            return Ok(Some(RELAY_MAX_PACKET_HANDLE));
+        }
+        Ok(self.lookup(name)?)
+    }
+
+    fn call_func(&mut self, function: u64, args: &[Value]) -> Result<Value, SessionError> {
+        if let Some(ours) = self.relay_max_packet
+            && function == RELAY_MAX_PACKET_HANDLE
+        {
+            let max = ours.min(self.max_packet()?);
+            return Ok(Value::Int(i64::try_from(max).unwrap_or(i64::MAX)));
+        }
+        Ok(self.call(function, args.to_vec())?)
+    }
+
+    fn free_handle(&mut self, handle: u64) -> Result<(), SessionError> {
+        if self.relay_max_packet.is_some() && handle == RELAY_MAX_PACKET_HANDLE {
+            return Ok(());
+        }
+        Ok(self.free(handle)?)
+    }
+
+    fn dev_set_device(&mut self, device: Device) -> Result<(), SessionError> {
+        Ok(self.syscall_void(Syscall::DevSetDevice { device })?)
+    }
+
+    fn dev_get_attr(&mut self, device: Device, kind: i64) -> Result<Value, SessionError> {
+        Ok(self.syscall(Syscall::DevGetAttr { device, kind })?)
+    }
+
+    fn dev_alloc_data(
+        &mut self,
+        device: Device,
+        nbytes: i64,
+        alignment: i64,
+        dtype: DataType,
+    ) -> Result<u64, SessionError> {
+        Ok(self.syscall_handle(Syscall::DevAllocData { device, nbytes, alignment, dtype })?)
+    }
+
+    fn dev_alloc_data_with_scope(
+        &mut self,
+        tensor: &TensorRecord,
+        scope: Option<&str>,
+    ) -> Result<u64, SessionError> {
+        Ok(self.syscall_handle(Syscall::DevAllocDataWithScope {
+            tensor: tensor.clone(),
+            scope: scope.map(str::to_owned),
+        })?)
+    }
+
+    fn dev_free_data(&mut self, device: Device, data: u64) -> Result<(), SessionError> {
+        Ok(self.syscall_void(Syscall::DevFreeData { device, data })?)
+    }
+
+    fn copy_to_remote(&mut self, target: &TensorRecord, data: &[u8]) -> Result<(), SessionError> {
+        Ok(self.write(target, data)?)
+    }
+
+    fn copy_from_remote(
+        &mut self,
+        source: &TensorRecord,
+        out: &mut [u8],
+    ) -> Result<(), SessionError> {
+        Ok(self.read(source, out)?)
+    }
+
+    fn copy_among_remote(
+        &mut self,
+        from: &TensorRecord,
+        to: &TensorRecord,
+        stream: u64,
+    ) -> Result<(), SessionError> {
+        Ok(self.syscall_void(Syscall::CopyAmongRemote {
+            from: from.clone(),
+            to: to.clone(),
+            stream,
+        })?)
+    }
+
+    fn dev_create_stream(&mut self, device: Device) -> Result<u64, SessionError> {
+        Ok(self.syscall_handle(Syscall::DevCreateStream { device })?)
+    }
+
+    fn dev_free_stream(&mut self, device: Device, stream: u64) -> Result<(), SessionError> {
+        Ok(self.syscall_void(Syscall::DevFreeStream { device, stream })?)
+    }
+
+    fn dev_set_stream(&mut self, device: Device, stream: u64) -> Result<(), SessionError> {
+        Ok(self.syscall_void(Syscall::DevSetStream { device, stream })?)
+    }
+
+    fn dev_get_current_stream(&mut self, device: Device) -> Result<u64, SessionError> {
+        Ok(self.syscall_handle(Syscall::DevGetCurrentStream { device })?)
+    }
+
+    fn dev_stream_sync(&mut self, device: Device, stream: u64) -> Result<(), SessionError> {
+        Ok(self.syscall_void(Syscall::DevStreamSync { device, stream })?)
+    }
+
+    /// Every request waits on the network: a server runs them off its event loop.
+    fn placement(&self, _request: &Packet<'_>) -> Placement {
+        Placement::Network
+    }
+}
