@@ -117,3 +117,37 @@ fn missing_function_is_reported_as_on_tvm_server() {
     let out = same_on_both(missing_function_transcript);
     assert_eq!(out, ["Some(\"the server has no function 'no.such.function'\")"]);
 }
+
+fn pipelined_transcript(client: &Client) -> Vec<String> {
+    let echo = client.function("testing.echo").unwrap();
+    let lists: Vec<Vec<tensor_rpc::client::Arg<'_>>> =
+        (0..1000i64).map(|i| vec![i.into()]).collect();
+    let results = echo.call_pipelined(&lists).unwrap();
+    let in_order =
+        results.iter().enumerate().all(|(i, r)| matches!(r, Ok(Value::Int(v)) if *v == i as i64));
+    let bad = echo.call_pipelined(&[vec![], vec![5i64.into()]]).unwrap();
+    vec![
+        format!("1000 in order: {in_order}"),
+        format!("no-arg call fails alone: {} then {:?}", bad[0].is_err(), bad[1].as_ref().ok()),
+    ]
+}
+
+#[test]
+fn pipelined_calls_return_in_order_and_fail_one_by_one() {
+    let ours = start_ours(&[]);
+    let out = pipelined_transcript(&connect(&ours));
+    assert_eq!(out, ["1000 in order: true", "no-arg call fails alone: true then Some(Int(5))"]);
+}
+
+#[test]
+fn pipelined_calls_work_against_tvm_server_too() {
+    let tvm = start_tvm_server(&[]);
+    let client = connect(&tvm);
+    let echo = client.function("testing.echo").unwrap();
+    let lists: Vec<Vec<tensor_rpc::client::Arg<'_>>> =
+        (0..200i64).map(|i| vec![i.into()]).collect();
+    let results = echo.call_pipelined(&lists).unwrap();
+    assert!(
+        results.iter().enumerate().all(|(i, r)| matches!(r, Ok(Value::Int(v)) if *v == i as i64))
+    );
+}

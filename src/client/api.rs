@@ -329,6 +329,19 @@ impl RemoteFunction {
     }
 }
 
+impl RemoteFunction {
+    /// Calls the function once per argument list with all calls in flight at once (as
+    /// ggml-rpc's async dispatcher does): one round trip's wait for the lot. Each call's
+    /// result comes back in order; a connection failure fails the whole batch.
+    pub fn call_pipelined(
+        &self,
+        arg_lists: &[Vec<Arg<'_>>],
+    ) -> Result<Vec<Result<Value, ClientError>>, ClientError> {
+        let lists = arg_lists.iter().map(|args| args.iter().map(Arg::to_value).collect()).collect();
+        self.client.lock().call_pipelined(self.handle, lists)
+    }
+}
+
 impl Drop for RemoteFunction {
     fn drop(&mut self) {
         if let Err(e) = self.client.lock().free(self.handle) {

@@ -138,6 +138,19 @@ impl Channel {
         self.wait_reply()
     }
 
+    /// Sends all `packets` back to back, then collects their replies in order: many requests
+    /// in flight on one connection, one network round trip for the lot.
+    pub fn pipeline(&mut self, packets: &[Packet<'_>]) -> Result<Vec<Reply>, ClientError> {
+        for packet in packets {
+            self.endpoint.send(packet);
+        }
+        let mut replies = Vec::with_capacity(packets.len());
+        for _ in packets {
+            replies.push(self.wait_reply()?);
+        }
+        Ok(replies)
+    }
+
     /// Sends a CopyToRemote of `data` and waits for its Return.
     pub fn copy_to_remote(
         &mut self,

@@ -84,6 +84,26 @@ impl ClientSession {
         }
     }
 
+    /// Calls `function` once per argument list, all calls in flight at once.
+    pub fn call_pipelined(
+        &mut self,
+        function: u64,
+        arg_lists: Vec<Vec<Value>>,
+    ) -> Result<Vec<Result<Value, ClientError>>, ClientError> {
+        let packets: Vec<Packet<'_>> =
+            arg_lists.into_iter().map(|args| Packet::CallFunc { function, args }).collect();
+        let replies = self.channel.pipeline(&packets)?;
+        Ok(replies
+            .into_iter()
+            .map(|reply| match reply {
+                Reply::Return(values) => {
+                    Packet::call_result(values).map_err(|e| ClientError::Protocol(e.to_string()))
+                }
+                Reply::Exception(message) => Err(ClientError::Remote(message)),
+            })
+            .collect())
+    }
+
     pub fn free(&mut self, handle: u64) -> Result<(), ClientError> {
         self.syscall_void(Syscall::FreeHandle { handle })
     }
