@@ -2,7 +2,7 @@
 //! mio loop of its own (TVM's `HandleUntilReturnEvent`). Writes and reads interleave, so a
 //! large request going out never stops replies from coming in.
 
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,23 @@ use crate::endpoint::codec::{PROTOCOL_VERSION, Packet, TensorRecord, Value};
 use crate::endpoint::{Endpoint, EndpointConfig, Event};
 
 const STREAM: Token = Token(0);
+
+/// Copies at least this large skip the endpoint's buffers: their payload moves between the
+/// socket and the caller's memory directly.
+const DIRECT_COPY_THRESHOLD: usize = 256 << 10;
+
+/// The waiting state of one exchange: its deadline, and how long to spin before blocking.
+struct Waiter {
+    spin: Duration,
+    spin_until: Instant,
+    deadline: Option<Instant>,
+}
+
+impl Waiter {
+    fn new(spin: Duration, deadline: Option<Instant>) -> Self {
+        Waiter { spin, spin_until: Instant::now() + spin, deadline }
+    }
+}
 
 /// How a channel connects and waits.
 #[derive(Debug, Clone)]
@@ -151,41 +168,103 @@ impl Channel {
         Ok(replies)
     }
 
-    /// Sends a CopyToRemote of `data` and waits for its Return.
+    /// Sends a CopyToRemote of `data` and waits for its Return. A large payload goes to the
+    /// socket straight from `data`, not through the output buffer.
     pub fn copy_to_remote(
         &mut self,
         target: &TensorRecord,
         data: &[u8],
     ) -> Result<Reply, ClientError> {
-        self.endpoint.send_copy_to_remote(target, data);
+        if data.len() < DIRECT_COPY_THRESHOLD {
+            self.endpoint.send_copy_to_remote(target, data);
+            return self.wait_reply();
+        }
+        self.endpoint.send_copy_to_remote_prefix(target, data.len() as u64);
+        let deadline = self.call_deadline();
+        let mut sent = 0;
+        let mut waiter = Waiter::new(self.options.busy_poll, deadline);
+        while sent < data.len() {
+            let mut progressed = self.flush()?;
+            if !self.endpoint.wants_write() {
+                loop {
+                    match self.stream.write(&data[sent..]) {
+                        Ok(0) => return Err(ClientError::Closed),
+                        Ok(n) => {
+                            sent += n;
+                            self.endpoint.count_direct_output(n);
+                            progressed = true;
+                            if sent == data.len() {
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(e) => return Err(ClientError::io(self.peer, e)),
+                    }
+                }
+            }
+            if sent < data.len() {
+                self.idle(&mut waiter, progressed)?;
+            }
+        }
         self.wait_reply()
     }
 
-    /// Sends a CopyFromRemote and fills `out` from its CopyAck.
+    /// Sends a CopyFromRemote and fills `out` from its CopyAck. A large payload is read from
+    /// the socket straight into `out`, not through the input buffer.
     pub fn copy_from_remote(
         &mut self,
         source: &TensorRecord,
         out: &mut [u8],
     ) -> Result<(), ClientError> {
-        self.endpoint
-            .send(&Packet::CopyFromRemote { source: source.clone(), nbytes: out.len() as u64 });
+        let request = Packet::CopyFromRemote { source: source.clone(), nbytes: out.len() as u64 };
+        self.endpoint.send(&request);
         let deadline = self.call_deadline();
-        let expected = out.len();
-        self.wait(deadline, |event| match event {
-            Event::CopyAck(data) if data.len() == expected => {
-                out.copy_from_slice(&data);
-                Some(Ok(()))
+        let mut waiter = Waiter::new(self.options.busy_poll, deadline);
+        let mut filled = None;
+        loop {
+            let mut progressed = self.flush()?;
+            if filled.is_none() {
+                progressed |= self.fill_once()?;
+                filled = self.endpoint.take_copy_ack(out);
+                if filled.is_none() {
+                    self.reply_other_than_copy_ack(out.len())?;
+                }
             }
-            Event::CopyAck(data) => Some(Err(ClientError::Protocol(format!(
+            if let Some(at) = filled.as_mut() {
+                while *at < out.len() {
+                    match self.stream.read(&mut out[*at..]) {
+                        Ok(0) => return Err(ClientError::Closed),
+                        Ok(n) => {
+                            *at += n;
+                            self.endpoint.count_direct_input(n);
+                            progressed = true;
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(e) => return Err(ClientError::io(self.peer, e)),
+                    }
+                }
+                if *at == out.len() {
+                    return Ok(());
+                }
+            }
+            self.idle(&mut waiter, progressed)?;
+        }
+    }
+
+    /// While waiting for a CopyAck: fails if a complete reply of another kind has arrived.
+    fn reply_other_than_copy_ack(&mut self, expected: usize) -> Result<(), ClientError> {
+        match self.endpoint.poll_event().map_err(ClientError::Framing)? {
+            None => Ok(()),
+            Some(Event::Exception(message)) => Err(ClientError::Remote(message)),
+            Some(Event::CopyAck(data)) => Err(ClientError::Protocol(format!(
                 "CopyAck carries {} bytes, {expected} were asked for",
                 data.len()
-            )))),
-            Event::Exception(message) => Some(Err(ClientError::Remote(message))),
-            Event::Return(values) => Some(Err(ClientError::Protocol(format!(
-                "a Return ({values:?}) answered CopyFromRemote"
-            )))),
-            _ => None,
-        })?
+            ))),
+            Some(Event::Shutdown) => Err(ClientError::Closed),
+            Some(other) => Err(ClientError::Protocol(format!("{other:?} answered CopyFromRemote"))),
+        }
     }
 
     fn call_deadline(&self) -> Option<Instant> {
@@ -211,7 +290,7 @@ impl Channel {
         deadline: Option<Instant>,
         mut take: impl FnMut(Event<'_>) -> Option<T>,
     ) -> Result<T, ClientError> {
-        let mut spin_until = Instant::now() + self.options.busy_poll;
+        let mut waiter = Waiter::new(self.options.busy_poll, deadline);
         loop {
             let mut progressed = self.flush()?;
             progressed |= self.fill()?;
@@ -228,26 +307,32 @@ impl Channel {
                     }
                 }
             }
-            let now = Instant::now();
-            if progressed {
-                spin_until = now + self.options.busy_poll;
-                continue;
-            }
-            if let Some(deadline) = deadline
-                && now >= deadline
-            {
-                return Err(ClientError::Timeout { peer: self.peer.to_string() });
-            }
-            if now < spin_until {
-                std::hint::spin_loop();
-                continue;
-            }
-            let timeout = deadline.map(|d| d.saturating_duration_since(now));
-            match self.poll.poll(&mut self.events, timeout) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(ClientError::io(self.peer, e)),
-            }
+            self.idle(&mut waiter, progressed)?;
+        }
+    }
+
+    /// Between two attempts to move bytes: spin for a while after progress, then block in
+    /// the poller until the socket is ready or the deadline passes.
+    fn idle(&mut self, waiter: &mut Waiter, progressed: bool) -> Result<(), ClientError> {
+        let now = Instant::now();
+        if progressed {
+            waiter.spin_until = now + waiter.spin;
+            return Ok(());
+        }
+        if let Some(deadline) = waiter.deadline
+            && now >= deadline
+        {
+            return Err(ClientError::Timeout { peer: self.peer.to_string() });
+        }
+        if now < waiter.spin_until {
+            std::hint::spin_loop();
+            return Ok(());
+        }
+        let timeout = waiter.deadline.map(|d| d.saturating_duration_since(now));
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => Ok(()),
+            Err(e) => Err(ClientError::io(self.peer, e)),
         }
     }
 
@@ -264,6 +349,18 @@ impl Channel {
             }
         }
         Ok(wrote)
+    }
+
+    /// One read into the input buffer. Returns whether anything arrived.
+    fn fill_once(&mut self) -> Result<bool, ClientError> {
+        match self.endpoint.receive_from(&mut self.stream) {
+            Ok(0) => Err(ClientError::Closed),
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+                Ok(false)
+            }
+            Err(e) => Err(ClientError::io(self.peer, e)),
+        }
     }
 
     /// Reads what the socket has. Returns whether anything arrived.

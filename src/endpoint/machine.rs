@@ -7,7 +7,10 @@ use byteorder::{ByteOrder, LittleEndian};
 use thiserror::Error;
 
 use super::codec::handshake::{self, MAX_KEY_LEN, RPC_MAGIC};
-use super::codec::{ClientKey, DecodeError, DecodeLimits, HandshakeStatus, Packet, RpcCode, Value};
+use super::codec::packet::{
+    self, COPY_ACK_FRAME_PREFIX, copy_ack_frame_prefix, parse_copy_ack_frame_prefix,
+};
+use super::codec::{ClientKey, DecodeError, DecodeLimits, HandshakeStatus, Packet, Value};
 use crate::ringbuf::RingBuffer;
 
 /// Default largest packet body accepted (and advertised via GetCRTMaxPacketSize).
@@ -249,10 +252,21 @@ impl Endpoint {
     pub fn send_to(&mut self, dst: &mut impl Write) -> io::Result<usize> {
         let n = self.writer.drain_with(|data| dst.write(data))?;
         self.bytes_out += n as u64;
-        if self.writer.is_empty() {
-            self.writer.shrink_if_empty(self.config.output_high_water);
-        }
         Ok(n)
+    }
+
+    /// Bytes of memory the input and output buffers hold.
+    pub fn buffer_capacity(&self) -> usize {
+        self.reader.capacity() + self.writer.capacity()
+    }
+
+    /// Gives back the memory of buffers grown for large packets, if they are empty. Buffers
+    /// are kept while traffic flows (a large copy arrives as a run of large packets, and
+    /// regrowing for each would cost an allocation and its page faults every time), so a
+    /// driver calls this once a connection has been quiet for a while.
+    pub fn release_idle_buffers(&mut self) {
+        self.reader.shrink_if_empty(READ_AHEAD);
+        self.writer.shrink_if_empty(READ_AHEAD);
     }
 
     /// Pending output, as at most two slices in order.
@@ -349,7 +363,6 @@ impl Endpoint {
         {
             self.reader.consume(packet_len);
             self.state = State::RecvPacketNumBytes;
-            self.reader.shrink_if_empty(READ_AHEAD);
         }
     }
 
@@ -488,8 +501,11 @@ impl Endpoint {
         fill: impl FnOnce(&mut [u8]) -> Result<(), String>,
     ) -> Result<(), NotAwaitingReply> {
         self.finish_request()?;
-        let body_len = 4 + nbytes as u64;
-        if body_len > self.config.max_packet {
+        let prefix = copy_ack_frame_prefix(nbytes as u64);
+        let fits = |p: &[u8; COPY_ACK_FRAME_PREFIX]| {
+            u64::from_le_bytes(p[..8].try_into().expect("8 bytes")) <= self.config.max_packet
+        };
+        let Some(prefix) = prefix.filter(fits) else {
             let message = format!(
                 "CopyFromRemote of {nbytes} bytes exceeds the maximum packet of {} bytes; \
                  split the copy (see tvm.rpc.server.GetCRTMaxPacketSize)",
@@ -497,12 +513,10 @@ impl Endpoint {
             );
             write_frame(&mut self.writer, &Packet::Exception(message));
             return Ok(());
-        }
-        let header = 8 + 4;
-        let result = self.writer.write_in_place(header + nbytes, |frame| {
-            LittleEndian::write_u64(&mut frame[..8], body_len);
-            LittleEndian::write_i32(&mut frame[8..12], RpcCode::CopyAck as i32);
-            fill(&mut frame[12..]).map(|()| frame.len())
+        };
+        let result = self.writer.write_in_place(COPY_ACK_FRAME_PREFIX + nbytes, |frame| {
+            frame[..COPY_ACK_FRAME_PREFIX].copy_from_slice(&prefix);
+            fill(&mut frame[COPY_ACK_FRAME_PREFIX..]).map(|()| frame.len())
         });
         if let Err(message) = result {
             write_frame(&mut self.writer, &Packet::Exception(message));
@@ -516,7 +530,6 @@ impl Endpoint {
             return Err(NotAwaitingReply);
         };
         self.reader.consume(packet_len);
-        self.reader.shrink_if_empty(READ_AHEAD);
         self.state = State::RecvPacketNumBytes;
         Ok(())
     }
@@ -529,6 +542,47 @@ impl Endpoint {
     /// Client: queues a CopyToRemote of `data` without copying `data` twice.
     pub fn send_copy_to_remote(&mut self, target: &super::codec::TensorRecord, data: &[u8]) {
         self.send(&Packet::CopyToRemote { target: target.clone(), data: Cow::Borrowed(data) });
+    }
+
+    /// Client: queues a CopyToRemote of `nbytes` up to its payload. The driver sends the
+    /// payload itself, straight from its memory, once this output has gone out, and counts
+    /// it with [`Endpoint::count_direct_output`].
+    pub fn send_copy_to_remote_prefix(&mut self, target: &super::codec::TensorRecord, nbytes: u64) {
+        packet::encode_copy_to_remote_frame_prefix(target, nbytes, &mut self.writer);
+    }
+
+    /// Counts payload bytes the driver sent past the endpoint.
+    pub fn count_direct_output(&mut self, n: usize) {
+        self.bytes_out += n as u64;
+    }
+
+    /// Counts payload bytes the driver received past the endpoint.
+    pub fn count_direct_input(&mut self, n: usize) {
+        self.bytes_in += n as u64;
+    }
+
+    /// Client: if the next packet is a CopyAck of exactly `out.len()` bytes, takes it over:
+    /// its prefix is consumed and whatever of its payload is buffered lands in `out`.
+    /// Returns how many payload bytes were filled; the driver reads the rest straight from
+    /// the socket into `out` (counting them with [`Endpoint::count_direct_input`]). `None`
+    /// while the prefix has not arrived, or if the next packet is something else (an
+    /// Exception), which [`Endpoint::poll_event`] then reports as usual.
+    pub fn take_copy_ack(&mut self, out: &mut [u8]) -> Option<usize> {
+        self.release_reported_packet();
+        if self.role != Role::Client || self.state != State::RecvPacketNumBytes {
+            return None;
+        }
+        let mut prefix = [0; COPY_ACK_FRAME_PREFIX];
+        if !self.reader.peek(&mut prefix) {
+            return None;
+        }
+        if parse_copy_ack_frame_prefix(&prefix) != Some(out.len() as u64) {
+            return None;
+        }
+        self.reader.consume(COPY_ACK_FRAME_PREFIX);
+        let buffered = self.reader.len().min(out.len());
+        self.reader.read_exact(&mut out[..buffered]);
+        Some(buffered)
     }
 }
 

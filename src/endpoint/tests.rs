@@ -317,3 +317,46 @@ fn client_rejects_a_request_from_the_server_without_answering() {
     ));
     assert!(client.take_output().is_empty());
 }
+
+#[test]
+fn take_copy_ack_hands_over_a_matching_copy_ack_with_its_buffered_payload() {
+    let mut client = connected_client();
+    let whole = frame(&Packet::CopyAck(Cow::Borrowed(&[1, 2, 3, 4, 5, 6])));
+    client.receive(&whole[..15]); // prefix and 3 payload bytes
+    let mut out = [0u8; 6];
+    assert_eq!(client.take_copy_ack(&mut out), Some(3));
+    assert_eq!(out[..3], [1, 2, 3]);
+    // The rest comes straight from the socket; the endpoint is ready for the next packet.
+    client.receive(&frame(&Packet::return_void()));
+    assert_eq!(client.poll_event().unwrap(), Some(Event::Return(vec![Value::None])));
+}
+
+#[test]
+fn take_copy_ack_leaves_other_replies_to_poll_event() {
+    let mut client = connected_client();
+    client.receive(&frame(&Packet::Exception("no such tensor".into())));
+    let mut out = [0u8; 6];
+    assert_eq!(client.take_copy_ack(&mut out), None);
+    assert_eq!(client.poll_event().unwrap(), Some(Event::Exception("no such tensor".into())));
+}
+
+#[test]
+fn take_copy_ack_refuses_a_copy_ack_of_another_length() {
+    let mut client = connected_client();
+    client.receive(&frame(&Packet::CopyAck(Cow::Borrowed(&[1, 2]))));
+    let mut out = [0u8; 6];
+    assert_eq!(client.take_copy_ack(&mut out), None);
+    assert!(matches!(client.poll_event().unwrap(), Some(Event::CopyAck(_))));
+}
+
+#[test]
+fn copy_to_remote_prefix_and_payload_make_the_whole_frame() {
+    let mut client = connected_client();
+    let target = record(3, &[2]);
+    let payload = [9u8; 8];
+    client.send_copy_to_remote_prefix(&target, payload.len() as u64);
+    let mut sent = client.take_output();
+    sent.extend_from_slice(&payload);
+    let whole = frame(&Packet::CopyToRemote { target, data: Cow::Borrowed(&payload) });
+    assert_eq!(sent, whole);
+}

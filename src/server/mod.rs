@@ -17,11 +17,14 @@ use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
+
+/// How long a connection stays quiet before buffers grown for large packets are released.
+const BUFFER_RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
@@ -70,6 +73,8 @@ struct Client {
     readable: bool,
     writable: bool,
     peer_closed: bool,
+    /// When bytes last moved.
+    last_active: Instant,
 }
 
 /// A bound server; [`Server::run`] serves until shut down.
@@ -120,7 +125,9 @@ impl Server {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         while !self.shutdown.flag.load(Ordering::SeqCst) {
-            if let Err(e) = self.poll.poll(&mut events, None) {
+            let timeout = self.holds_large_buffers().then_some(BUFFER_RELEASE_AFTER);
+            self.release_idle_buffers();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == ErrorKind::Interrupted {
                     continue;
                 }
@@ -145,6 +152,20 @@ impl Server {
             self.close(key, "server shutting down");
         }
         Ok(())
+    }
+
+    fn holds_large_buffers(&self) -> bool {
+        self.clients.iter().any(|(_, c)| c.conn.endpoint_ref().buffer_capacity() > 1 << 20)
+    }
+
+    /// Shrinks the buffers of connections that have been quiet for a while.
+    fn release_idle_buffers(&mut self) {
+        let now = Instant::now();
+        for (_, client) in self.clients.iter_mut() {
+            if now.duration_since(client.last_active) >= BUFFER_RELEASE_AFTER {
+                client.conn.endpoint().release_idle_buffers();
+            }
+        }
     }
 
     fn accept_all(&mut self) {
@@ -186,6 +207,7 @@ impl Server {
             readable: true,
             writable: true,
             peer_closed: false,
+            last_active: Instant::now(),
         });
         self.drive(key);
         Ok(())
@@ -283,5 +305,6 @@ fn pump(client: &mut Client, key: usize, workers: &WorkerPool) -> Option<String>
         if !progressed {
             return None;
         }
+        client.last_active = Instant::now();
     }
 }

@@ -475,7 +475,9 @@ impl<'a> Packet<'a> {
 
     /// Encodes the body (code included, length prefix excluded).
     pub fn encode(&self, w: &mut impl WireSink) {
-        w.put_i32(self.code() as i32);
+        if !matches!(self, Packet::CopyToRemote { .. }) {
+            w.put_i32(self.code() as i32);
+        }
         match self {
             Packet::Shutdown => {}
             Packet::InitServer { version, args } => {
@@ -494,8 +496,7 @@ impl<'a> Packet<'a> {
                 w.put_u64(*nbytes);
             }
             Packet::CopyToRemote { target, data } => {
-                target.encode(w);
-                w.put_u64(data.len() as u64);
+                encode_copy_to_remote_prefix(target, data.len() as u64, w);
                 w.put(data);
             }
             Packet::CopyAck(data) => w.put(data),
@@ -515,4 +516,43 @@ impl<'a> Packet<'a> {
         w.put_u64(self.encoded_len());
         self.encode(w);
     }
+}
+
+/// The body of a CopyToRemote up to its payload: code, tensor record, payload length.
+fn encode_copy_to_remote_prefix(target: &TensorRecord, nbytes: u64, w: &mut impl WireSink) {
+    w.put_i32(RpcCode::CopyToRemote as i32);
+    target.encode(w);
+    w.put_u64(nbytes);
+}
+
+/// The frame of a CopyToRemote of `nbytes` up to its payload, which the caller sends right
+/// after (straight from its own memory, without staging it in a buffer).
+pub fn encode_copy_to_remote_frame_prefix(
+    target: &TensorRecord,
+    nbytes: u64,
+    w: &mut impl WireSink,
+) {
+    let mut counter = LenCounter::default();
+    encode_copy_to_remote_prefix(target, nbytes, &mut counter);
+    w.put_u64(counter.0 + nbytes);
+    encode_copy_to_remote_prefix(target, nbytes, w);
+}
+
+/// Bytes of a CopyAck frame before its payload: `u64` length, `i32` code.
+pub const COPY_ACK_FRAME_PREFIX: usize = 12;
+
+/// The frame prefix of a CopyAck carrying `nbytes` (`None` if the length overflows).
+pub fn copy_ack_frame_prefix(nbytes: u64) -> Option<[u8; COPY_ACK_FRAME_PREFIX]> {
+    let body = nbytes.checked_add(4)?;
+    let mut prefix = [0; COPY_ACK_FRAME_PREFIX];
+    prefix[..8].copy_from_slice(&body.to_le_bytes());
+    prefix[8..].copy_from_slice(&(RpcCode::CopyAck as i32).to_le_bytes());
+    Some(prefix)
+}
+
+/// The payload length of a CopyAck frame prefix, `None` if it is another packet.
+pub fn parse_copy_ack_frame_prefix(prefix: &[u8; COPY_ACK_FRAME_PREFIX]) -> Option<u64> {
+    let body = u64::from_le_bytes(prefix[..8].try_into().expect("8 bytes"));
+    let code = i32::from_le_bytes(prefix[8..].try_into().expect("4 bytes"));
+    (code == RpcCode::CopyAck as i32).then(|| body.checked_sub(4)).flatten()
 }
