@@ -1,6 +1,7 @@
 //! tensor-rpc: a TVM-RPC-compatible runtime for remote tensor compute.
 pub mod client;
 pub mod endpoint;
+pub mod kernels;
 pub mod ringbuf;
 pub mod server;
 pub mod session;
