@@ -1,9 +1,11 @@
 //! What a global function sees of its session: tensors by record, the upload directory and
 //! the session's settings. Never handles' internals, never the endpoint.
 
+use std::sync::Arc;
+
 use super::local::{LocalState, Resource, check_device};
-use super::{SessionConfig, SessionError, SessionStats, Workspace};
-use crate::endpoint::codec::TensorRecord;
+use super::{FunctionRegistry, SessionConfig, SessionError, SessionStats, Workspace};
+use crate::endpoint::codec::{DataType, Device, TensorRecord, checked_nbytes};
 
 /// A tensor argument of a function, named for error messages.
 #[derive(Debug, Clone, Copy)]
@@ -33,11 +35,41 @@ pub struct Operands<'a> {
 /// A function's view of the session that called it.
 pub struct CallContext<'s> {
     state: &'s mut LocalState,
+    registry: &'s Arc<FunctionRegistry>,
 }
 
 impl<'s> CallContext<'s> {
-    pub(crate) fn new(state: &'s mut LocalState) -> Self {
-        CallContext { state }
+    pub(crate) fn new(state: &'s mut LocalState, registry: &'s Arc<FunctionRegistry>) -> Self {
+        CallContext { state, registry }
+    }
+
+    /// The functions of the session, for functions that run others.
+    pub fn registry(&self) -> &Arc<FunctionRegistry> {
+        self.registry
+    }
+
+    /// Allocates a zeroed tensor in the session's memory, counted against its memory limit
+    /// like any allocation. Free it with [`CallContext::free_tensor`].
+    pub fn alloc_tensor(
+        &mut self,
+        dtype: DataType,
+        shape: &[i64],
+    ) -> Result<TensorRecord, SessionError> {
+        let nbytes = checked_nbytes(shape, dtype).ok_or_else(|| {
+            SessionError::InvalidArgument(format!("shape {shape:?} of {dtype} is too large"))
+        })?;
+        let data = self.state.allocate(nbytes, 64)?;
+        Ok(TensorRecord {
+            data,
+            device: Device::cpu(0),
+            dtype,
+            shape: shape.to_vec(),
+            byte_offset: 0,
+        })
+    }
+
+    pub fn free_tensor(&mut self, tensor: &TensorRecord) -> Result<(), SessionError> {
+        self.state.free(tensor.data)
     }
 
     pub fn config(&self) -> &SessionConfig {

@@ -32,4 +32,7 @@ pub enum SessionError {
     FunctionFailed { function: String, message: String },
     #[error("{0}")]
     Remote(String),
+    /// A kernel refused its operands; the message names the op, the argument and shapes.
+    #[error("{0}")]
+    Kernel(#[from] crate::kernels::KernelError),
 }

@@ -11,6 +11,7 @@ use super::{
 };
 use crate::endpoint::DEFAULT_MAX_PACKET;
 use crate::endpoint::codec::{DataType, Device, Packet, TensorRecord, Value};
+use crate::kernels::GemmBackend;
 
 /// Limits and settings of one session.
 #[derive(Debug, Clone)]
@@ -23,8 +24,11 @@ pub struct SessionConfig {
     pub max_handles: usize,
     /// Where the session's upload directory is created (system temp dir by default).
     pub workspace_parent: Option<PathBuf>,
+    /// The GEMM implementation behind `tensor_rpc.matmul` and graph matmuls.
+    pub gemm_backend: GemmBackend,
     /// Calls whose estimated cost reaches this run off the event loop (see
-    /// [`FunctionRegistry::register_with_cost`]); about a millisecond of work.
+    /// [`FunctionRegistry::register_with_cost`]): about a tenth of a millisecond of GEMM,
+    /// or a few milliseconds of elementwise work.
     pub offload_threshold: u64,
 }
 
@@ -35,7 +39,8 @@ impl Default for SessionConfig {
             memory_limit: None,
             max_handles: 1 << 20,
             workspace_parent: None,
-            offload_threshold: 1 << 22,
+            gemm_backend: GemmBackend::default(),
+            offload_threshold: 1 << 24,
         }
     }
 }
@@ -106,7 +111,7 @@ impl LocalState {
         }
     }
 
-    fn allocate(&mut self, nbytes: u64, alignment: u64) -> Result<u64, SessionError> {
+    pub(crate) fn allocate(&mut self, nbytes: u64, alignment: u64) -> Result<u64, SessionError> {
         let would_hold = self.stats.bytes_held.saturating_add(nbytes);
         if let Some(limit) = self.config.memory_limit
             && would_hold > limit
@@ -119,6 +124,14 @@ impl LocalState {
         self.stats.bytes_held = would_hold;
         self.stats.peak_bytes = self.stats.peak_bytes.max(would_hold);
         Ok(handle)
+    }
+
+    /// Frees a data allocation.
+    pub(crate) fn free(&mut self, data: u64) -> Result<(), SessionError> {
+        let len = self.memory(data)?.len() as u64;
+        self.handles.remove(data)?;
+        self.stats.bytes_held -= len;
+        Ok(())
     }
 
     fn stream(&self, stream: u64) -> Result<(), SessionError> {
@@ -194,7 +207,7 @@ impl Session for LocalSession {
             }
         };
         self.state.stats.calls += 1;
-        function.call(&mut CallContext::new(&mut self.state), args)
+        function.call(&mut CallContext::new(&mut self.state, &self.registry), args)
     }
 
     fn free_handle(&mut self, handle: u64) -> Result<(), SessionError> {
@@ -252,10 +265,7 @@ impl Session for LocalSession {
 
     fn dev_free_data(&mut self, device: Device, data: u64) -> Result<(), SessionError> {
         check_device(device)?;
-        let len = self.state.memory(data)?.len() as u64;
-        self.state.handles.remove(data)?;
-        self.state.stats.bytes_held -= len;
-        Ok(())
+        self.state.free(data)
     }
 
     fn copy_to_remote(&mut self, target: &TensorRecord, data: &[u8]) -> Result<(), SessionError> {
@@ -307,7 +317,7 @@ impl Session for LocalSession {
             memory.bytes_mut().copy_within(src, dst.start);
             return Ok(());
         }
-        let mut ctx = CallContext::new(&mut self.state);
+        let mut ctx = CallContext::new(&mut self.state, &self.registry);
         let Operands { inputs, mut outputs } =
             ctx.operands(&[Operand::input("from", from), Operand::output("to", to)])?;
         outputs[0].copy_from_slice(inputs[0]);

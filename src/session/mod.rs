@@ -6,6 +6,7 @@
 //! Sessions know packets' contents but never sockets, threads or the event loop.
 
 mod builtins;
+pub mod compute;
 mod context;
 mod device_attr;
 mod error;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::{CallContext, SessionError, builtins};
+use super::{CallContext, SessionError, builtins, compute};
 use crate::endpoint::codec::Value;
 
 type Body = dyn Fn(&mut CallContext<'_>, &[Value]) -> Result<Value, SessionError> + Send + Sync;
@@ -31,7 +31,8 @@ impl GlobalFunction {
     /// Runs the function; its errors come back prefixed with its name.
     pub fn call(&self, ctx: &mut CallContext<'_>, args: &[Value]) -> Result<Value, SessionError> {
         (self.body)(ctx, args).map_err(|e| match e {
-            SessionError::FunctionFailed { .. } => e,
+            // Already named: by the function, or by the kernel op it ran.
+            SessionError::FunctionFailed { .. } | SessionError::Kernel(_) => e,
             other => SessionError::FunctionFailed {
                 function: self.name.clone(),
                 message: other.to_string(),
@@ -58,11 +59,13 @@ impl FunctionRegistry {
         Self::default()
     }
 
-    /// A registry with the built-ins every TVM client expects: `testing.echo` and the
-    /// `tvm.rpc.server.*` file functions and packet size.
+    /// A registry with everything a server offers: the built-ins every TVM client expects
+    /// (`testing.echo`, the `tvm.rpc.server.*` file functions and packet size) and the
+    /// compute functions (`tensor_rpc.*`).
     pub fn with_builtins() -> Self {
         let mut registry = Self::new();
         builtins::register(&mut registry);
+        compute::register(&mut registry);
         registry
     }
 
