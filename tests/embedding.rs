@@ -28,11 +28,19 @@ fn embedded_loop_serves_rpc_clients_and_its_own_socket() {
     let t = RemoteTensor::from_slice(&b.cpu(0), &[3], &[1.0f32, 2.0, 3.0]).unwrap();
     assert_eq!(t.to_vec::<f32>().unwrap(), [1.0, 2.0, 3.0]);
 
+    // Large enough to be offloaded: the example runs it on a thread and resumes the loop.
+    let dev = b.cpu(0);
+    let m = RemoteTensor::from_slice(&dev, &[256, 256], &vec![1.0f32; 256 * 256]).unwrap();
+    let product = RemoteTensor::empty(&dev, &[256, 256], m.dtype()).unwrap();
+    let matmul = b.function("tensor_rpc.matmul").unwrap();
+    matmul.call(&[(&m).into(), (&m).into(), (&product).into()]).unwrap();
+    assert!(product.to_vec::<f32>().unwrap().iter().all(|&v| v == 256.0));
+
     let mut line = String::new();
     std::net::TcpStream::connect(status_addr).unwrap().read_to_string(&mut line).unwrap();
     assert_eq!(line, "rpc connections: 2\n");
 
-    drop((echo, t, a, b));
+    drop((echo, t, matmul, m, product, a, b));
     stop.store(true, Ordering::SeqCst);
     thread.join().unwrap().unwrap();
 }

@@ -143,3 +143,33 @@ fn relay_to_an_unreachable_next_hop_fails_the_connect_with_a_clear_error() {
     let out = run_python("relay_errors.py", &[relay.port.to_string(), dead_port.to_string()]);
     assert!(out.contains(&format!("rpc.Connect to 127.0.0.1:{dead_port} failed")), "{out}");
 }
+
+/// Every tensor_rpc kernel through TVM's own client, against numpy on the same inputs.
+#[test]
+fn compute_functions_match_numpy_through_tvm_client() {
+    let ours = start_ours(&[]);
+    let out = run_python("compute.py", &[ours.port.to_string()]);
+    let mut checked = 0;
+    for line in out.lines() {
+        if let Some((name, message)) = line.split_once(" error: ") {
+            let expected = match name {
+                "matmul inner mismatch" => "inner dimensions 4 and 3 differ",
+                "add wrong out dtype" => "out is int32 [3, 4] but the result is float32 [3, 4]",
+                "relu out aliases x" => "out (shape [3, 4]) aliases x (shape [3, 4])",
+                "exp of int32" => "x has dtype int32, which exp does not support",
+                "sum axis out of range" => "axis 5 is out of range",
+                other => panic!("unexpected refusal {other}: {message}"),
+            };
+            assert!(message.contains(expected), "{line}");
+        } else if line.starts_with("time repeats") {
+            assert_eq!(line, "time repeats 3 True");
+        } else {
+            let (name, error) = line.rsplit_once(' ').unwrap();
+            let error: f64 = error.parse().unwrap_or_else(|_| panic!("{line}"));
+            let tolerance = if name.contains("float16") { 1e-3 } else { 1e-5 };
+            assert!(error <= tolerance, "{name}: relative error {error} above {tolerance}");
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 63, "every check ran:\n{out}");
+}

@@ -87,7 +87,7 @@ impl<'a> OpCall<'a> {
             .map(|(name, record)| describe(name, record))
             .collect::<Result<Vec<_>, _>>()?;
         let spec = self.op.infer(&inputs, Some(describe("out", self.out)?))?;
-        check_output(self.name, self.out, &spec)?;
+        check_output(self.out, &spec)?;
         Ok(spec)
     }
 

@@ -175,7 +175,7 @@ impl GraphPlan {
             estimated_flops = estimated_flops.saturating_add(spec.estimated_flops);
             let output = match existing {
                 Some(Slot::Arg(i)) => {
-                    check_output(&node.op, args[i], &spec).map_err(|e| at(e.to_string()))?;
+                    check_output(args[i], &spec).map_err(|e| at(e.to_string()))?;
                     // The output's memory must not be read by the same node under another name.
                     for (slot, name) in inputs.iter().zip(&node.inputs) {
                         if let Slot::Arg(j) = *slot

@@ -149,15 +149,11 @@ pub fn describe<'r>(name: &str, record: &'r TensorRecord) -> Result<TensorDesc<'
 }
 
 /// Fails unless `out` has the dtype and shape the op produces.
-pub fn check_output(
-    op_name: &str,
-    out: &TensorRecord,
-    spec: &OutputSpec,
-) -> Result<(), SessionError> {
+pub fn check_output(out: &TensorRecord, spec: &OutputSpec) -> Result<(), SessionError> {
     let dtype = kernel_dtype("out", out.dtype)?;
     if dtype != spec.dtype || out.shape != spec.shape {
         return Err(SessionError::InvalidArgument(format!(
-            "{op_name}: out is {} {:?} but the result is {} {:?}",
+            "out is {} {:?} but the result is {} {:?}",
             dtype.name(),
             out.shape,
             spec.dtype.name(),

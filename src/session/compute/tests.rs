@@ -95,7 +95,7 @@ fn output_of_the_wrong_shape_is_refused_and_left_untouched() {
     let c = f32_tensor(&mut s, &[2, 3], &[7.; 6]);
     assert_eq!(
         message(call(&mut s, "tensor_rpc.matmul", vec![t(&a), t(&b), t(&c)])),
-        "tensor_rpc.matmul: matmul: out is float32 [2, 3] but the result is float32 [2, 4]"
+        "tensor_rpc.matmul: out is float32 [2, 3] but the result is float32 [2, 4]"
     );
     assert_eq!(read_f32(&mut s, &c), [7.; 6]);
 }
