@@ -147,8 +147,7 @@ impl GraphPlan {
                     node.output
                 )));
             }
-            if let Some(slot) = existing.filter(|s| inputs.contains(s)) {
-                let _ = slot;
+            if existing.is_some_and(|s| inputs.contains(&s)) {
                 return Err(at(format!("writes '{}', which it also reads", node.output)));
             }
             let attrs = Attrs { node: &node.attrs, at: &at };
@@ -189,8 +188,8 @@ impl GraphPlan {
                     }
                     Slot::Arg(i)
                 }
-                Some(Slot::Temp(_)) => unreachable_temp(&at)?,
-                None => {
+                // Intermediates are written once (checked above): this one is new.
+                Some(Slot::Temp(_)) | None => {
                     let (code, bits, lanes) = spec.dtype.to_dlpack();
                     temps.push((DataType::new(code, bits, lanes), spec.shape.clone()));
                     let slot = Slot::Temp(temps.len() - 1);
@@ -287,11 +286,6 @@ fn slot_record<'r>(slot: Slot, args: &[&'r TensorRecord]) -> Option<&'r TensorRe
 fn temp_desc((dtype, shape): &(DataType, Vec<i64>)) -> Result<TensorDesc<'_>, SessionError> {
     let dtype = DType::from_dlpack(dtype.code, dtype.bits, dtype.lanes)?;
     Ok(TensorDesc::new(dtype, shape)?)
-}
-
-/// Intermediates are never written twice (checked before), so an existing name is an arg.
-fn unreachable_temp(at: &dyn Fn(String) -> SessionError) -> Result<Slot, SessionError> {
-    Err(at("internal error: intermediate written twice".into()))
 }
 
 /// A node's attributes, read with errors that name the node.

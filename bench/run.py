@@ -1,0 +1,305 @@
+"""Side-by-side benchmark: TVM 0.27's RPC server vs tensor-rpc on loopback, in one run.
+
+usage: python bench/run.py [--quick] [--out bench/results.json] [--chart docs/bench.png]
+Run through scripts/bench.sh, which builds the release binary and the bench venv.
+"""
+import argparse
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OURS = ROOT / "target" / "release" / "tensor-rpc"
+PY = sys.executable
+CLIENT = str(ROOT / "bench" / "tvm_client.py")
+RPC_MAGIC = 0xFF271
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def handshake(port, timeout=0.5):
+    """Opens a connection and completes the RPC handshake; returns the socket."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    key = b"client:"
+    s.sendall(struct.pack("<ii", RPC_MAGIC, len(key)) + key)
+    status = struct.unpack("<i", s.recv(4))[0]
+    assert status == RPC_MAGIC, status
+    (n,) = struct.unpack("<i", s.recv(4))
+    s.recv(n)
+    return s
+
+
+def init_server(s):
+    version = b"0.8.0"
+    body = struct.pack("<iQ", 2, len(version)) + version + struct.pack("<i", 0)
+    s.sendall(struct.pack("<Q", len(body)) + body)
+    (n,) = struct.unpack("<Q", s.recv(8))
+    s.recv(n)
+
+
+class Server:
+    def __init__(self, name, argv, port):
+        self.name, self.port = name, port
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while True:
+            try:
+                handshake(self.port).close()
+                break
+            except OSError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(f"{name} did not start")
+                time.sleep(0.002)
+        self.ready_ms = (time.perf_counter() - self.started) * 1000
+        time.sleep(1.0)  # let a forked TVM session of the probe end
+
+    def rss_mib(self):
+        total = 0
+        for pid in [self.proc.pid] + children(self.proc.pid):
+            try:
+                for line in open(f"/proc/{pid}/status"):
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except FileNotFoundError:
+                pass
+        return total / 1024
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        for pid in children(self.proc.pid):
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+
+
+def children(pid):
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    pids = [int(p) for p in out.split()]
+    return pids + [c for p in pids for c in children(p)]
+
+
+def start_tvm():
+    port = free_port()
+    return Server("tvm", [PY, "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1", "--port",
+                          str(port), "--port-end", str(port + 1)], port)
+
+
+def start_ours(*extra):
+    port = free_port()
+    return Server("ours", [str(OURS), "server", "--host", "127.0.0.1", "--port", str(port),
+                           "--log-level", "warn", *extra], port)
+
+
+def tvm_client(port, *args):
+    out = subprocess.run([PY, CLIENT, str(port), *map(str, args)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"tvm_client {args}: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def rust_client(port, quick):
+    argv = ["cargo", "bench", "-q", "--bench", "rpc", "--", f"127.0.0.1:{port}"]
+    if quick:
+        argv += ["--seconds", "0.5", "--sizes-mib", "1,64"]
+    out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"rust bench: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def idle_connections_rss(server, n=64):
+    socks = []
+    for _ in range(n):
+        try:
+            s = handshake(server.port, timeout=2)
+            init_server(s)
+            socks.append(s)
+        except OSError:
+            break  # TVM's server serves one session at a time: the rest stay queued
+    time.sleep(0.5)
+    rss = server.rss_mib()
+    for s in socks:
+        s.close()
+    return rss, len(socks)
+
+
+def measure_server(server, quick):
+    r = {"ready_ms": server.ready_ms, "rss_idle_mib": server.rss_mib()}
+    n = 2000 if quick else 10000
+    r["tvm_echo"] = tvm_client(server.port, "latency", n)
+    sizes = [1, 64] if quick else [1, 64, 256]
+    for mib in sizes:
+        r[f"tvm_upload_{mib}"] = tvm_client(server.port, "upload", mib, 2)["gib_s"]
+        r[f"tvm_download_{mib}"] = tvm_client(server.port, "download", mib, 2)["gib_s"]
+    secs = 1 if quick else 3
+    r["tvm_calls_1"] = tvm_client(server.port, "concurrent", 1, secs)["calls_s"]
+    r["tvm_calls_8"] = tvm_client(server.port, "concurrent", 8, secs)["calls_s"]
+    r["tvm_calls_64"] = tvm_client(server.port, "concurrent", 64, 1)["calls_s"]
+    r["rss_64_idle_mib"], r["idle_connections_served"] = idle_connections_rss(server)
+    return r
+
+
+def gemm(quick):
+    """SGEMM through tensor_rpc.matmul (TVM's client) per backend, and numpy in-process."""
+    import numpy as np
+
+    sizes = [256, 1024] if quick else [256, 1024, 2048]
+    out = {"numpy": {}}
+    for n in sizes:
+        a = np.random.rand(n, n).astype("float32")
+        b = np.random.rand(n, n).astype("float32")
+        a @ b
+        best = min(_timed(lambda: a @ b) for _ in range(5))
+        out["numpy"][n] = 2 * n ** 3 / best / 1e9
+    for backend in ["gemm-crate", "matrixmultiply"]:
+        server = start_ours("--gemm-backend", backend)
+        try:
+            out[backend] = {n: tvm_client(server.port, "matmul", n, 5)["gflops"] for n in sizes}
+        finally:
+            server.stop()
+    return out
+
+
+def _timed(f):
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
+def table(results):
+    tvm, ours, rust = results["tvm"], results["ours"], results["rust_ours"]
+    floor_block = rust["floor_blocking"]["p50_us"]
+    floor_spin = rust["floor_spinning"]["p50_us"]
+    rows = []
+
+    def row(name, t, o, unit, higher_is_better):
+        ratio = (o / t if higher_is_better else t / o) if t and o else float("nan")
+        rows.append((name, t, o, unit, ratio))
+
+    row("echo p50, TVM client", tvm["tvm_echo"]["p50_us"], ours["tvm_echo"]["p50_us"], "µs", False)
+    row("echo p99, TVM client", tvm["tvm_echo"]["p99_us"], ours["tvm_echo"]["p99_us"], "µs", False)
+    for k in sorted({k for k in ours if k.startswith("tvm_upload") or k.startswith("tvm_download")},
+                    key=lambda k: (k.split("_")[1], int(k.split("_")[2]))):
+        _, way, mib = k.split("_")
+        row(f"{way} {mib} MiB, TVM client", tvm[k], ours[k], "GiB/s", True)
+    for c in (1, 8, 64):
+        row(f"{c} concurrent clients", tvm[f"tvm_calls_{c}"], ours[f"tvm_calls_{c}"], "calls/s", True)
+    row("RSS idle", tvm["rss_idle_mib"], ours["rss_idle_mib"], "MiB", False)
+    row("RSS, 64 idle connections", tvm["rss_64_idle_mib"], ours["rss_64_idle_mib"], "MiB", False)
+    row("start to ready", tvm["ready_ms"], ours["ready_ms"], "ms", False)
+
+    lines = ["| measure | TVM server | tensor-rpc | unit | advantage |", "|---|---:|---:|---|---:|"]
+    for name, t, o, unit, ratio in rows:
+        lines.append(f"| {name} | {t:,.2f} | {o:,.2f} | {unit} | {ratio:.2f}× |")
+    lines.append("")
+    lines.append(f"Floor of this machine (32-byte TCP ping-pong between two threads): "
+                 f"{floor_block:.1f} µs blocking, {floor_spin:.1f} µs spinning.")
+    lines.append("")
+    lines.append("| our Rust client | vs TVM server | vs tensor-rpc | unit |")
+    lines.append("|---|---:|---:|---|")
+    rt = results.get("rust_tvm", {})
+    for label, key in [("echo p50 (busy-poll)", "echo"), ("echo p50 (no busy-poll)", "echo_no_spin")]:
+        o = rust[key]["p50_us"]
+        t = rt.get(key, {}).get("p50_us", float("nan"))
+        lines.append(f"| {label} | {t:.2f} | {o:.2f} ({o / floor_spin:.1f}× spinning floor) | µs |")
+        lines.append(f"| {label.replace('p50', 'p99')} | {rt.get(key, {}).get('p99_us', float('nan')):.2f} | {rust[key]['p99_us']:.2f} | µs |")
+    lines.append(f"| pipelined echo, 64 in flight | {rt.get('pipelined_calls_s', float('nan')):,.0f} | {rust['pipelined_calls_s']:,.0f} | calls/s |")
+    for way in ("upload", "download"):
+        for mib, v in rust[f"{way}_gib_s"].items():
+            t = rt.get(f"{way}_gib_s", {}).get(mib, float("nan"))
+            lines.append(f"| {way} {mib} MiB | {t:.2f} | {v:.2f} | GiB/s |")
+    for c, v in rust["concurrent_calls_s"].items():
+        t = rt.get("concurrent_calls_s", {}).get(c, float("nan"))
+        lines.append(f"| {c} concurrent clients | {t:,.0f} | {v:,.0f} | calls/s |")
+    if "gemm" in results:
+        g = results["gemm"]
+        lines.append("")
+        lines.append("| SGEMM n | numpy GFLOP/s | " + " | ".join(f"{b} via RPC (ratio)" for b in g if b != "numpy") + " |")
+        lines.append("|---:|---:|" + "---:|" * (len(g) - 1))
+        for n in g["numpy"]:
+            cells = [f"{g[b][n]:.1f} ({g[b][n] / g['numpy'][n]:.2f}×)" for b in g if b != "numpy"]
+            lines.append(f"| {n} | {g['numpy'][n]:.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def chart(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tvm, ours = results["tvm"], results["ours"]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4))
+    panels = [
+        ("Echo latency, TVM client (µs, lower is better)",
+         ["p50", "p99"], [tvm["tvm_echo"]["p50_us"], tvm["tvm_echo"]["p99_us"]],
+         [ours["tvm_echo"]["p50_us"], ours["tvm_echo"]["p99_us"]]),
+        ("Aggregate calls/s (higher is better)",
+         ["1", "8", "64 clients"], [tvm[f"tvm_calls_{c}"] for c in (1, 8, 64)],
+         [ours[f"tvm_calls_{c}"] for c in (1, 8, 64)]),
+        ("Server RSS (MiB, lower is better)",
+         ["idle", "64 idle conns"], [tvm["rss_idle_mib"], tvm["rss_64_idle_mib"]],
+         [ours["rss_idle_mib"], ours["rss_64_idle_mib"]]),
+    ]
+    for ax, (title, labels, t, o) in zip(axes, panels):
+        xs = range(len(labels))
+        ax.bar([x - 0.2 for x in xs], t, 0.4, label="TVM 0.27 server")
+        ax.bar([x + 0.2 for x in xs], o, 0.4, label="tensor-rpc")
+        ax.set_xticks(list(xs), labels)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=8)
+    rust = results["rust_ours"]
+    ax = axes[3]
+    sizes = list(rust["upload_gib_s"])
+    xs = range(len(sizes))
+    ax.bar([x - 0.2 for x in xs], [rust["upload_gib_s"][s] for s in sizes], 0.4, label="upload")
+    ax.bar([x + 0.2 for x in xs], [rust["download_gib_s"][s] for s in sizes], 0.4, label="download")
+    ax.set_xticks(list(xs), [f"{s} MiB" for s in sizes])
+    ax.set_title("tensor-rpc with its Rust client (GiB/s)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="short profile (smoke test)")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    ap.add_argument("--chart", default=str(ROOT / "docs" / "bench.png"))
+    ap.add_argument("--no-gemm", action="store_true")
+    args = ap.parse_args()
+    results = {"machine": {"cpus": os.cpu_count(), "load": os.getloadavg()}}
+    for name, start in [("tvm", start_tvm), ("ours", start_ours)]:
+        server = start()
+        try:
+            results[name] = measure_server(server, args.quick)
+            print(f"{name}: {json.dumps(results[name])}", file=sys.stderr)
+            results[f"rust_{name}"] = rust_client(server.port, args.quick)
+        finally:
+            server.stop()
+    if not args.no_gemm:
+        results["gemm"] = gemm(args.quick)
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    print(table(results))
+    chart(results, args.chart)
+    print(f"\nresults: {args.out}\nchart: {args.chart}")
+
+
+if __name__ == "__main__":
+    main()
