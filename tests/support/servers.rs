@@ -39,7 +39,7 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A server child process, killed when dropped.
+/// A server child process, killed when dropped (with every process it started).
 pub struct ServerProcess {
     child: Child,
     pub port: u16,
@@ -72,15 +72,22 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
+        // TVM's server forks sessions and starts worker processes of its own; killing only
+        // the server would leave them running. Each server leads its own process group.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
 fn spawn_logged(mut cmd: Command, name: &str) -> (Child, PathBuf) {
+    use std::os::unix::process::CommandExt;
     let log = scratch_dir().join(format!("{name}-{}.log", free_port()));
     let file = File::create(&log).unwrap();
-    cmd.stdout(file.try_clone().unwrap()).stderr(file).stdin(Stdio::null());
+    cmd.stdout(file.try_clone().unwrap()).stderr(file).stdin(Stdio::null()).process_group(0);
     let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
     (child, log)
 }
