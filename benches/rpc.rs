@@ -40,7 +40,10 @@ fn parse_options() -> Options {
             addr => options.addr = addr.to_owned(),
         }
     }
-    assert!(!options.addr.is_empty(), "usage: cargo bench --bench rpc -- HOST:PORT [flags]");
+    if options.addr.is_empty() {
+        eprintln!("usage: cargo bench --bench rpc -- HOST:PORT [flags] (scripts/bench.sh runs it)");
+        std::process::exit(2);
+    }
     options
 }
 
