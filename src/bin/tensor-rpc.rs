@@ -78,6 +78,7 @@ fn serve(args: ServerArgs) -> Result<()> {
         endpoint,
         session,
         registry: Arc::new(FunctionRegistry::with_builtins()),
+        ..ConnectionConfig::default()
     };
     let config = ServerConfig { connection, ..ServerConfig::new(addr) };
     let mut server = Server::bind(config).with_context(|| format!("cannot listen on {addr}"))?;

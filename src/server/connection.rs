@@ -11,7 +11,7 @@ use crate::session::{
     FunctionRegistry, LocalSession, Placement, Session, SessionConfig, SessionStats,
 };
 
-use super::constructor::{RelayTarget, SessionPlan};
+use super::constructor::{RelayLimits, RelayPermit, RelayTarget, SessionPlan};
 
 /// What every connection of a server shares.
 #[derive(Debug, Clone)]
@@ -23,6 +23,8 @@ pub struct ConnectionConfig {
     pub endpoint: EndpointConfig,
     pub session: SessionConfig,
     pub registry: Arc<FunctionRegistry>,
+    /// Bounds on `rpc.Connect` relays, shared by all connections of a server.
+    pub relay: RelayLimits,
 }
 
 impl Default for ConnectionConfig {
@@ -33,6 +35,7 @@ impl Default for ConnectionConfig {
             endpoint: EndpointConfig::default(),
             session: SessionConfig::default(),
             registry: Arc::new(FunctionRegistry::with_builtins()),
+            relay: RelayLimits::default(),
         }
     }
 }
@@ -47,6 +50,8 @@ pub struct ServerConnection {
     requests: u64,
     opened: Instant,
     job_running: bool,
+    /// This connection's slot among the server's relays, while it relays.
+    relay_permit: Option<RelayPermit>,
 }
 
 /// What [`ServerConnection::process`] leaves to its driver.
@@ -65,7 +70,7 @@ pub struct Job {
 
 enum JobKind {
     Serve { session: Box<dyn Session>, request: Packet<'static>, placement: Placement },
-    Connect { target: RelayTarget, max_packet: u64 },
+    Connect { target: RelayTarget, max_packet: u64, limits: RelayLimits },
 }
 
 impl Job {
@@ -83,8 +88,8 @@ impl Job {
                 let outcome = serve::execute(&mut *session, request);
                 JobDone::Served { session, outcome }
             }
-            JobKind::Connect { target, max_packet } => {
-                JobDone::Connected(target.connect(max_packet))
+            JobKind::Connect { target, max_packet, limits } => {
+                JobDone::Connected(target.connect(max_packet, &limits))
             }
         }
     }
@@ -108,6 +113,7 @@ impl ServerConnection {
             requests: 0,
             opened: Instant::now(),
             job_running: false,
+            relay_permit: None,
         }
     }
 
@@ -159,7 +165,10 @@ impl ServerConnection {
                 self.session = Some(session);
                 self.reply(&Packet::return_void());
             }
-            JobDone::Connected(Err(message)) => self.reply(&Packet::Exception(message)),
+            JobDone::Connected(Err(message)) => {
+                self.relay_permit = None;
+                self.reply(&Packet::Exception(message));
+            }
         }
     }
 
@@ -187,12 +196,17 @@ impl ServerConnection {
                     self.requests += 1;
                     match self.init_server(&version, &args) {
                         Ok(SessionPlan::Local) => self.reply(&Packet::return_void()),
-                        Ok(SessionPlan::Relay(target)) => {
-                            self.job_running = true;
-                            let max_packet = self.config.endpoint.max_packet;
-                            let kind = JobKind::Connect { target, max_packet };
-                            return Ok(Progress::Offload(Job { kind }));
-                        }
+                        Ok(SessionPlan::Relay(target)) => match self.config.relay.acquire() {
+                            Ok(permit) => {
+                                self.relay_permit = Some(permit);
+                                self.job_running = true;
+                                let max_packet = self.config.endpoint.max_packet;
+                                let limits = self.config.relay.clone();
+                                let kind = JobKind::Connect { target, max_packet, limits };
+                                return Ok(Progress::Offload(Job { kind }));
+                            }
+                            Err(message) => self.reply(&Packet::Exception(message)),
+                        },
                         Err(message) => self.reply(&Packet::Exception(message)),
                     }
                 }

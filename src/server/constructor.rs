@@ -1,6 +1,10 @@
 //! Session constructors of InitServer: none (a local session) or `rpc.Connect` (a relay to
 //! the next hop, TVM's multi-hop / proxy use).
 
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::client::{Channel, ChannelOptions, ClientSession};
 use crate::endpoint::codec::Value;
 use crate::session::Session;
@@ -63,18 +67,106 @@ impl SessionPlan {
     }
 }
 
+/// Relay sessions a server keeps open at once unless told otherwise.
+pub const DEFAULT_MAX_RELAYS: usize = 32;
+
+/// Bounds on `rpc.Connect`, shared by every connection of a server (clones share the count).
+///
+/// A client can ask a server to relay to itself, and that hop to relay to itself again, each
+/// hop holding a connection, a network thread and buffers. A relay to the server's own
+/// listening address is refused outright; loops through another of its addresses, or through
+/// a pair of servers, end at `max_sessions` open relays.
+#[derive(Debug, Clone)]
+pub struct RelayLimits {
+    /// Most relay sessions open at once; 0 refuses every `rpc.Connect`.
+    pub max_sessions: usize,
+    /// The server's own listening address (set by `Server::bind`).
+    pub own_addr: Option<SocketAddr>,
+    open: Arc<AtomicUsize>,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        RelayLimits::new(DEFAULT_MAX_RELAYS)
+    }
+}
+
+impl RelayLimits {
+    pub fn new(max_sessions: usize) -> Self {
+        RelayLimits { max_sessions, own_addr: None, open: Arc::default() }
+    }
+
+    /// Relay sessions open (or connecting) now.
+    pub fn open_sessions(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Takes one of the `max_sessions` slots, held until the permit is dropped.
+    pub fn acquire(&self) -> Result<RelayPermit, String> {
+        let taken = self.open.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < self.max_sessions).then_some(n + 1)
+        });
+        match taken {
+            Ok(_) => Ok(RelayPermit { open: Arc::clone(&self.open) }),
+            Err(_) if self.max_sessions == 0 => {
+                Err(format!("{RPC_CONNECT}: this server does not relay to other servers"))
+            }
+            Err(n) => Err(format!(
+                "{RPC_CONNECT}: {n} relay sessions are open, the limit of this server; \
+                 try again later"
+            )),
+        }
+    }
+
+    /// Whether `addr` reaches this server itself: its own address, or its port on a
+    /// loopback or unspecified address.
+    pub fn is_own_addr(&self, addr: &SocketAddr) -> bool {
+        let Some(own) = self.own_addr else { return false };
+        let ip = addr.ip();
+        own.port() == addr.port() && (ip == own.ip() || ip.is_loopback() || ip.is_unspecified())
+    }
+}
+
+/// One open relay session's slot of [`RelayLimits::max_sessions`].
+#[derive(Debug)]
+pub struct RelayPermit {
+    open: Arc<AtomicUsize>,
+}
+
+impl Drop for RelayPermit {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl RelayTarget {
     /// Connects to the next hop (blocking: run it off the event loop). `max_packet` is our
     /// own limit, which the relay reports to the client in front when it is the smaller.
-    pub fn connect(&self, max_packet: u64) -> Result<Box<dyn Session>, String> {
+    /// An address that is this server itself is refused (see [`RelayLimits`]).
+    pub fn connect(
+        &self,
+        max_packet: u64,
+        limits: &RelayLimits,
+    ) -> Result<Box<dyn Session>, String> {
+        let failed = |e: &dyn std::fmt::Display| {
+            format!("{RPC_CONNECT} to {}:{} failed: {e}", self.host, self.port)
+        };
+        let addrs: Vec<SocketAddr> =
+            (self.host.as_str(), self.port).to_socket_addrs().map_err(|e| failed(&e))?.collect();
+        if addrs.iter().any(|a| limits.is_own_addr(a)) {
+            return Err(format!(
+                "{RPC_CONNECT} to {}:{} refused: that is this server itself",
+                self.host, self.port
+            ));
+        }
         let options = ChannelOptions {
             key: self.key.clone(),
             constructor: self.next.clone(),
             ..ChannelOptions::default()
         };
-        match Channel::connect((self.host.as_str(), self.port), options) {
+        match Channel::connect(addrs.as_slice(), options) {
             Ok(channel) => Ok(Box::new(ClientSession::relay(channel, max_packet))),
-            Err(e) => Err(format!("{RPC_CONNECT} to {}:{} failed: {e}", self.host, self.port)),
+            Err(e) => Err(failed(&e)),
         }
     }
 }
@@ -128,6 +220,39 @@ mod tests {
             SessionPlan::parse(&[s("rpc.LocalSession")]),
             Err("InitServer: unknown session constructor 'rpc.LocalSession'".into())
         );
+    }
+
+    #[test]
+    fn relay_slots_run_out_at_the_limit_and_return_when_dropped() {
+        let limits = RelayLimits::new(2);
+        let clone = limits.clone();
+        let a = limits.acquire().unwrap();
+        let _b = clone.acquire().unwrap();
+        assert_eq!(
+            limits.acquire().unwrap_err(),
+            "rpc.Connect: 2 relay sessions are open, the limit of this server; try again later"
+        );
+        drop(a);
+        assert_eq!(limits.open_sessions(), 1);
+        assert!(limits.acquire().is_ok());
+    }
+
+    #[test]
+    fn zero_relay_slots_refuse_every_relay() {
+        assert_eq!(
+            RelayLimits::new(0).acquire().unwrap_err(),
+            "rpc.Connect: this server does not relay to other servers"
+        );
+    }
+
+    #[test]
+    fn relay_to_our_own_listening_address_is_refused_before_connecting() {
+        let mut limits = RelayLimits::new(4);
+        limits.own_addr = Some("127.0.0.1:9".parse().unwrap());
+        let target =
+            RelayTarget { host: "localhost".into(), port: 9, key: String::new(), next: vec![] };
+        let Err(message) = target.connect(1 << 20, &limits) else { panic!("connected") };
+        assert_eq!(message, "rpc.Connect to localhost:9 refused: that is this server itself");
     }
 
     #[test]

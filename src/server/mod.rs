@@ -9,7 +9,9 @@ mod constructor;
 mod workers;
 
 pub use connection::{ConnectionConfig, Job, JobDone, Progress, ServerConnection};
-pub use constructor::{RPC_CONNECT, RelayTarget, SessionPlan};
+pub use constructor::{
+    DEFAULT_MAX_RELAYS, RPC_CONNECT, RelayLimits, RelayPermit, RelayTarget, SessionPlan,
+};
 
 use workers::{Completion, JobOwner, WorkerPool};
 
@@ -90,9 +92,10 @@ pub struct Server {
 
 impl Server {
     /// Binds the listening socket (port 0 picks a free port; see [`Server::local_addr`]).
-    pub fn bind(config: ServerConfig) -> io::Result<Server> {
+    pub fn bind(mut config: ServerConfig) -> io::Result<Server> {
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(config.addr)?;
+        config.connection.relay.own_addr = Some(listener.local_addr()?);
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let workers = WorkerPool::new(config.workers, Arc::clone(&waker))?;
