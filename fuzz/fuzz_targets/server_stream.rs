@@ -3,14 +3,18 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tensor_rpc::endpoint::{EndpointConfig};
-use tensor_rpc::server::{ConnectionConfig, ServerConnection};
+use tensor_rpc::endpoint::EndpointConfig;
+use tensor_rpc::server::{ConnectionConfig, RelayLimits, ServerConnection};
 use tensor_rpc::session::SessionConfig;
+
+const MAX_PACKET: u64 = 1 << 20;
 
 fuzz_target!(|data: &[u8]| {
     let config = ConnectionConfig {
-        endpoint: EndpointConfig { max_packet: 1 << 20, ..EndpointConfig::default() },
+        endpoint: EndpointConfig { max_packet: MAX_PACKET, ..EndpointConfig::default() },
         session: SessionConfig { memory_limit: Some(16 << 20), ..SessionConfig::default() },
+        // No relays: rpc.Connect would reach out to whatever host the input names.
+        relay: RelayLimits::new(0),
         ..ConnectionConfig::default()
     };
     let mut conn = ServerConnection::new(config);
@@ -18,8 +22,11 @@ fuzz_target!(|data: &[u8]| {
     for chunk in data.chunks(7) {
         conn.endpoint().receive(chunk);
         if conn.process_inline().is_err() {
+            assert!(conn.is_finished() || conn.endpoint_ref().wants_write());
             return;
         }
+        // Input buffered beyond the packet in progress stays within the read-ahead bound.
+        assert!(conn.endpoint_ref().buffer_capacity() as u64 <= 4 * MAX_PACKET + (4 << 20));
         conn.endpoint().take_output();
     }
 });

@@ -3,4 +3,5 @@
 
 pub mod proxy;
 pub mod servers;
+pub mod streams;
 pub mod trace;
