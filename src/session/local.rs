@@ -30,6 +30,9 @@ pub struct SessionConfig {
     /// [`FunctionRegistry::register_with_cost`]): about a tenth of a millisecond of GEMM,
     /// or a few milliseconds of elementwise work.
     pub offload_threshold: u64,
+    /// Longest wall-clock time one `tensor_rpc.time` request may run (it holds a compute
+    /// worker meanwhile); past it the request ends with an Exception.
+    pub time_budget: std::time::Duration,
 }
 
 impl Default for SessionConfig {
@@ -41,6 +44,7 @@ impl Default for SessionConfig {
             workspace_parent: None,
             gemm_backend: GemmBackend::default(),
             offload_threshold: 1 << 24,
+            time_budget: std::time::Duration::from_secs(10),
         }
     }
 }

@@ -434,6 +434,14 @@ fn time_refuses_functions_that_are_not_compute_and_absurd_counts() {
         ))
         .contains("at most")
     );
+    assert_eq!(
+        message(call(
+            &mut s,
+            "tensor_rpc.time",
+            vec![name("tensor_rpc.relu"), Value::Int(101), Value::Int(100)]
+        )),
+        "tensor_rpc.time: number (101) and repeat (100) must be positive, with at most 10000 calls in all"
+    );
     assert!(
         message(call(
             &mut s,
@@ -442,4 +450,29 @@ fn time_refuses_functions_that_are_not_compute_and_absurd_counts() {
         ))
         .contains("can time compute functions")
     );
+}
+
+#[test]
+fn time_stops_with_an_exception_once_its_wall_clock_budget_is_spent() {
+    let budget = std::time::Duration::from_millis(20);
+    let mut s = session_with(SessionConfig { time_budget: budget, ..SessionConfig::default() });
+    let a = f32_tensor(&mut s, &[256, 256], &[1.; 256 * 256]);
+    let c = tensor(&mut s, F32, &[256, 256]);
+    let started = std::time::Instant::now();
+    let result = call(
+        &mut s,
+        "tensor_rpc.time",
+        vec![
+            Value::Str("tensor_rpc.matmul".into()),
+            Value::Int(100),
+            Value::Int(100),
+            t(&a),
+            t(&a),
+            t(&c),
+        ],
+    );
+    let message = message(result);
+    assert!(message.contains("over the budget of 0.020 s"), "{message}");
+    assert!(message.contains("ask for fewer calls (number 100, repeat 100)"), "{message}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "it stopped early");
 }

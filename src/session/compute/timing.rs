@@ -1,6 +1,12 @@
 //! `tensor_rpc.time(name, number, repeat, args...)`: runs a compute function on the server
 //! `number` times per repeat and returns each repeat's mean seconds per call, as TVM's
 //! `time_evaluator` does: bytes of little-endian float64 (`np.frombuffer(b, "float64")`).
+//!
+//! A timing request occupies a compute worker for all its calls, so it is bounded twice: at
+//! most [`MAX_CALLS`] calls, and at most [`SessionConfig::time_budget`] of wall-clock time,
+//! after which it stops with an Exception instead of running on.
+//!
+//! [`SessionConfig::time_budget`]: crate::session::SessionConfig::time_budget
 
 use std::time::Instant;
 
@@ -11,8 +17,8 @@ use crate::session::{CallContext, FunctionRegistry, SessionError};
 
 pub const TIME: &str = "tensor_rpc.time";
 
-/// Most calls one timing request may make.
-const MAX_CALLS: i64 = 1_000_000;
+/// Most calls one timing request may make (`number * repeat`).
+pub const MAX_CALLS: i64 = 10_000;
 
 struct Timing<'a> {
     function: &'a str,
@@ -49,11 +55,24 @@ fn run(ctx: &mut CallContext<'_>, values: &[Value]) -> Result<Value, SessionErro
     let function = ctx.registry().get(timing.function).ok_or_else(|| {
         SessionError::InvalidArgument(format!("no function named '{}'", timing.function))
     })?;
+    let budget = ctx.config().time_budget;
+    let began = Instant::now();
     let mut seconds = Vec::with_capacity(timing.repeat as usize * 8);
     for _ in 0..timing.repeat {
         let start = Instant::now();
         for _ in 0..timing.number {
             function.call(ctx, timing.args)?;
+            let spent = began.elapsed();
+            if spent > budget {
+                return Err(SessionError::InvalidArgument(format!(
+                    "stopped after {:.3} s, over the budget of {:.3} s for one timing request; \
+                     ask for fewer calls (number {}, repeat {})",
+                    spent.as_secs_f64(),
+                    budget.as_secs_f64(),
+                    timing.number,
+                    timing.repeat
+                )));
+            }
         }
         let mean = start.elapsed().as_secs_f64() / timing.number as f64;
         seconds.extend_from_slice(&mean.to_le_bytes());
