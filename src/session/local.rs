@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::context::{CallContext, Operand, Operands};
 use super::device_attr;
+use super::usage::{ServerUsage, SessionUsage};
 use super::{
     DeviceMemory, FunctionRegistry, GlobalFunction, HandleTable, Placement, Session, SessionError,
     Workspace,
@@ -33,6 +34,9 @@ pub struct SessionConfig {
     /// Longest wall-clock time one `tensor_rpc.time` request may run (it holds a compute
     /// worker meanwhile); past it the request ends with an Exception.
     pub time_budget: std::time::Duration,
+    /// The server-wide totals this session reports into (`tensor_rpc.stats`); clones of a
+    /// config share them.
+    pub usage: Arc<ServerUsage>,
 }
 
 impl Default for SessionConfig {
@@ -45,6 +49,7 @@ impl Default for SessionConfig {
             gemm_backend: GemmBackend::default(),
             offload_threshold: 1 << 24,
             time_budget: std::time::Duration::from_secs(10),
+            usage: ServerUsage::new(),
         }
     }
 }
@@ -83,6 +88,7 @@ pub(crate) struct LocalState {
     pub(crate) workspace: Workspace,
     pub(crate) config: SessionConfig,
     pub(crate) stats: SessionStats,
+    usage: SessionUsage,
     current_stream: u64,
 }
 
@@ -127,6 +133,7 @@ impl LocalState {
         self.stats.allocations += 1;
         self.stats.bytes_held = would_hold;
         self.stats.peak_bytes = self.stats.peak_bytes.max(would_hold);
+        self.usage.allocated(nbytes);
         Ok(handle)
     }
 
@@ -135,6 +142,7 @@ impl LocalState {
         let len = self.memory(data)?.len() as u64;
         self.handles.remove(data)?;
         self.stats.bytes_held -= len;
+        self.usage.freed(len);
         Ok(())
     }
 
@@ -172,6 +180,7 @@ pub struct LocalSession {
 impl LocalSession {
     pub fn new(registry: Arc<FunctionRegistry>, config: SessionConfig) -> Self {
         let state = LocalState {
+            usage: SessionUsage::new(Arc::clone(&config.usage)),
             handles: HandleTable::new(config.max_handles),
             workspace: Workspace::new(config.workspace_parent.clone()),
             config,
@@ -211,6 +220,7 @@ impl Session for LocalSession {
             }
         };
         self.state.stats.calls += 1;
+        self.state.usage.called();
         function.call(&mut CallContext::new(&mut self.state, &self.registry), args)
     }
 
