@@ -6,6 +6,7 @@
 
 mod connection;
 mod constructor;
+pub mod memory_tuning;
 mod workers;
 
 pub use connection::{ConnectionConfig, Job, JobDone, Progress, ServerConnection};

@@ -1,0 +1,26 @@
+//! How the C allocator gives memory back, for a server whose clients come and go.
+//!
+//! glibc serves large allocations with `mmap` and returns them to the system on free, but it
+//! raises that threshold whenever such a block is freed (up to 32 MiB), after which blocks of
+//! the size of our packet buffers and tensors come from its heaps instead, and freed heap
+//! memory mostly stays resident. After many clients with large copies the process keeps the
+//! high-water mark of all of them. Fixing the threshold keeps large blocks on `mmap`, so the
+//! memory of a closed session goes back to the system.
+
+/// Blocks at least this large are always mapped and unmapped on their own.
+pub const MMAP_THRESHOLD: usize = 128 << 10;
+
+/// Makes the allocator return large freed blocks to the system at once (glibc only; a no-op
+/// elsewhere). Call it early in `main`, before threads start. Returns whether it took effect.
+pub fn release_freed_memory_promptly() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only sets a tuning parameter of glibc's allocator; it takes no
+        // pointers, and glibc serializes it against concurrent allocation.
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
