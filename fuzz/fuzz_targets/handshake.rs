@@ -6,6 +6,8 @@
 //! - Client (an `Endpoint::client`): the server's status and key either connect it or end it.
 #![no_main]
 
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
 use tensor_rpc::endpoint::codec::handshake::{MAX_KEY_LEN, RPC_MAGIC};
 use tensor_rpc::endpoint::{Endpoint, EndpointConfig, Event};
@@ -22,8 +24,10 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn server_side(bytes: &[u8], chunk: usize) {
-    let config = ConnectionConfig { match_key: "k".into(), ..ConnectionConfig::default() };
-    let mut conn = ServerConnection::new(config);
+    static CONFIG: OnceLock<ConnectionConfig> = OnceLock::new();
+    let config = CONFIG
+        .get_or_init(|| ConnectionConfig { match_key: "k".into(), ..ConnectionConfig::default() });
+    let mut conn = ServerConnection::new(config.clone());
     let mut fed = 0;
     let mut output = Vec::new();
     for piece in bytes.chunks(chunk) {

@@ -2,6 +2,8 @@
 //! answers or closes, never panics, and never buffers more than its limits allow.
 #![no_main]
 
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
 use tensor_rpc::endpoint::EndpointConfig;
 use tensor_rpc::server::{ConnectionConfig, RelayLimits, ServerConnection};
@@ -10,14 +12,15 @@ use tensor_rpc::session::SessionConfig;
 const MAX_PACKET: u64 = 1 << 20;
 
 fuzz_target!(|data: &[u8]| {
-    let config = ConnectionConfig {
+    static CONFIG: OnceLock<ConnectionConfig> = OnceLock::new();
+    let config = CONFIG.get_or_init(|| ConnectionConfig {
         endpoint: EndpointConfig { max_packet: MAX_PACKET, ..EndpointConfig::default() },
         session: SessionConfig { memory_limit: Some(16 << 20), ..SessionConfig::default() },
         // No relays: rpc.Connect would reach out to whatever host the input names.
         relay: RelayLimits::new(0),
         ..ConnectionConfig::default()
-    };
-    let mut conn = ServerConnection::new(config);
+    });
+    let mut conn = ServerConnection::new(config.clone());
     // Feed in uneven pieces so every state sees partial input.
     for chunk in data.chunks(7) {
         conn.endpoint().receive(chunk);

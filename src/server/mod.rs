@@ -39,6 +39,8 @@ pub struct ServerConfig {
     pub connection: ConnectionConfig,
     /// Threads that run long requests (large kernels, relayed calls) off the event loop.
     pub workers: usize,
+    /// How long a network thread (one per relay request in flight) stays after its last job.
+    pub network_thread_idle: Duration,
 }
 
 impl ServerConfig {
@@ -48,6 +50,7 @@ impl ServerConfig {
             addr,
             connection: ConnectionConfig::default(),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            network_thread_idle: workers::NETWORK_THREAD_IDLE,
         }
     }
 }
@@ -99,7 +102,8 @@ impl Server {
         config.connection.relay.own_addr = Some(listener.local_addr()?);
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let workers = WorkerPool::new(config.workers, Arc::clone(&waker))?;
+        let workers =
+            WorkerPool::new(config.workers, config.network_thread_idle, Arc::clone(&waker))?;
         let shutdown = ShutdownHandle { flag: Arc::new(AtomicBool::new(false)), waker };
         Ok(Server {
             poll,

@@ -16,8 +16,8 @@ use mio::Waker;
 use super::connection::{Job, JobDone};
 use crate::session::Placement;
 
-/// How long an idle network thread waits for work before it exits.
-const NETWORK_THREAD_IDLE: Duration = Duration::from_secs(60);
+/// How long an idle network thread waits for work before it exits, unless told otherwise.
+pub const NETWORK_THREAD_IDLE: Duration = Duration::from_secs(10);
 
 /// Which connection a job belongs to: the slab key and the connection's unique id (a key
 /// may be reused by a newer connection before an old job finishes).
@@ -52,10 +52,12 @@ struct NetworkPool {
     receiver: JobQueue,
     /// Threads waiting for a job and not yet claimed by a submitted one.
     idle: Arc<AtomicUsize>,
+    /// How long an idle thread waits for a job before it exits.
+    idle_timeout: Duration,
 }
 
 impl WorkerPool {
-    pub fn new(workers: usize, waker: Arc<Waker>) -> std::io::Result<Self> {
+    pub fn new(workers: usize, network_idle: Duration, waker: Arc<Waker>) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel::<(JobOwner, Job)>();
         let receiver = Arc::new(Mutex::new(receiver));
         let completed: Queue = Arc::default();
@@ -74,6 +76,7 @@ impl WorkerPool {
             sender: network_sender,
             receiver: Arc::new(Mutex::new(network_receiver)),
             idle: Arc::default(),
+            idle_timeout: network_idle,
         };
         Ok(WorkerPool { sender: Some(sender), threads, completed, waker, network })
     }
@@ -100,9 +103,10 @@ impl WorkerPool {
             let completed = Arc::clone(&self.completed);
             let waker = Arc::clone(&self.waker);
             let idle = Arc::clone(&self.network.idle);
+            let timeout = self.network.idle_timeout;
             let spawned = std::thread::Builder::new()
                 .name("tensor-rpc-network".into())
-                .spawn(move || network_work(&receiver, &completed, &waker, &idle));
+                .spawn(move || network_work(&receiver, &completed, &waker, &idle, timeout));
             if let Err(e) = spawned {
                 log::error!("cannot start a network thread: {e}");
             }
@@ -141,10 +145,10 @@ fn network_work(
     completed: &Queue,
     waker: &Waker,
     idle: &AtomicUsize,
+    idle_timeout: Duration,
 ) {
     loop {
-        let next =
-            receiver.lock().unwrap_or_else(|e| e.into_inner()).recv_timeout(NETWORK_THREAD_IDLE);
+        let next = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv_timeout(idle_timeout);
         match next {
             Ok((owner, job)) => {
                 run(owner, job, completed, waker);
