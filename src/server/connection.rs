@@ -404,6 +404,32 @@ mod tests {
     }
 
     #[test]
+    fn copy_from_remote_beyond_the_tensor_is_refused_without_reserving_its_bytes() {
+        let mut conn = initialized();
+        let mut record = crate::endpoint::codec::TensorRecord {
+            data: 0,
+            device: crate::endpoint::codec::Device::cpu(0),
+            dtype: crate::endpoint::codec::DataType::FLOAT32,
+            shape: vec![4],
+            byte_offset: 0,
+        };
+        let alloc = Syscall::DevAllocDataWithScope { tensor: record.clone(), scope: None };
+        conn.endpoint().receive(&frame(&Packet::Syscall(alloc)));
+        conn.process_inline().unwrap();
+        let reply = conn.endpoint().take_output();
+        record.data = u64::from_le_bytes(reply[20..28].try_into().unwrap());
+        let before = conn.endpoint_ref().buffer_capacity();
+        let copy = Packet::CopyFromRemote { source: record, nbytes: 32 << 20 };
+        conn.endpoint().receive(&frame(&copy));
+        conn.process_inline().unwrap();
+        let expected = frame(&Packet::Exception(
+            "copy of 33554432 bytes exceeds the 16 bytes of a float32 tensor of shape [4]".into(),
+        ));
+        assert_eq!(conn.endpoint().take_output(), expected);
+        assert_eq!(conn.endpoint_ref().buffer_capacity(), before, "no buffer grew");
+    }
+
+    #[test]
     fn short_calls_run_inline() {
         let mut conn = initialized();
         let echo = call(&mut conn, "testing.echo", vec![Value::Int(1)]);

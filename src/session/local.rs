@@ -304,6 +304,17 @@ impl Session for LocalSession {
         Ok(())
     }
 
+    fn check_copy_from_remote(
+        &mut self,
+        source: &TensorRecord,
+        nbytes: u64,
+    ) -> Result<(), SessionError> {
+        check_device(source.device)?;
+        check_copy_length(nbytes, source)?;
+        self.state.memory(source.data)?.checked_range(source.byte_offset, nbytes)?;
+        Ok(())
+    }
+
     fn copy_among_remote(
         &mut self,
         from: &TensorRecord,

@@ -74,6 +74,16 @@ pub trait Session: Send {
         source: &TensorRecord,
         out: &mut [u8],
     ) -> Result<(), SessionError>;
+    /// Checks a CopyFromRemote before the reply's buffer is reserved, so asking for more
+    /// bytes than a tensor holds costs the server no memory. Sessions that cannot tell
+    /// (a relay) accept, and the copy itself fails.
+    fn check_copy_from_remote(
+        &mut self,
+        _source: &TensorRecord,
+        _nbytes: u64,
+    ) -> Result<(), SessionError> {
+        Ok(())
+    }
     fn copy_among_remote(
         &mut self,
         from: &TensorRecord,

@@ -89,6 +89,10 @@ pub fn deliver(endpoint: &mut Endpoint, session: &mut dyn Session, outcome: Outc
     let result = match outcome {
         Outcome::Reply(packet) => endpoint.reply(&packet),
         Outcome::CopyAck { source, nbytes } => match usize::try_from(nbytes) {
+            // Refused before anything is reserved for the reply.
+            Ok(_) if let Err(e) = session.check_copy_from_remote(&source, nbytes) => {
+                endpoint.reply(&Packet::Exception(e.to_string()))
+            }
             Ok(n) => endpoint.reply_copy_ack(n, |out| {
                 session.copy_from_remote(&source, out).map_err(|e| e.to_string())
             }),
