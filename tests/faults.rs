@@ -188,7 +188,8 @@ fn vanishing_clients_leave_no_sessions_bytes_sockets_or_threads_behind() {
     let clients = profile::pick(200, 1000);
     let parallel = 32;
     // As the binary's main does. Without it, glibc keeps the buffers of closed sessions
-    // resident (measured: 77 MiB after 200 clients against an 11 MiB baseline).
+    // resident (measured: 77 MiB after 200 clients against an 11 MiB baseline; with it but
+    // without the server's trim on going idle, 26 MiB after 1000 against 5 MiB).
     assert!(tensor_rpc::server::memory_tuning::release_freed_memory_promptly());
     let usage = ServerUsage::new();
     let server_usage = Arc::clone(&usage);
@@ -271,5 +272,5 @@ fn vanishing_clients_leave_no_sessions_bytes_sockets_or_threads_behind() {
     assert_eq!(snapshot.bytes_held, 0, "bytes held: {snapshot:?}");
     assert!(fds <= base_fds, "{fds} descriptors open, {base_fds} before");
     assert!(threads_now <= base_threads, "{threads_now} threads, {base_threads} before");
-    assert!(rss <= base_rss + (24 << 20), "RSS {} MiB, baseline {} MiB", rss >> 20, base_rss >> 20);
+    assert!(rss <= base_rss + (16 << 20), "RSS {} MiB, baseline {} MiB", rss >> 20, base_rss >> 20);
 }

@@ -5,7 +5,9 @@
 //! the size of our packet buffers and tensors come from its heaps instead, and freed heap
 //! memory mostly stays resident. After many clients with large copies the process keeps the
 //! high-water mark of all of them. Fixing the threshold keeps large blocks on `mmap`, so the
-//! memory of a closed session goes back to the system.
+//! memory of a closed session goes back to the system; what smaller blocks leave free in the
+//! heaps is returned by [`return_free_memory`], which the server calls whenever its last
+//! connection closes.
 
 /// Blocks at least this large are always mapped and unmapped on their own.
 pub const MMAP_THRESHOLD: usize = 128 << 10;
@@ -18,6 +20,20 @@ pub fn release_freed_memory_promptly() -> bool {
         // SAFETY: mallopt only sets a tuning parameter of glibc's allocator; it takes no
         // pointers, and glibc serializes it against concurrent allocation.
         unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
+/// Returns the free memory of the allocator's heaps to the system (glibc's `malloc_trim`; a
+/// no-op elsewhere). Returns whether any memory was released.
+pub fn return_free_memory() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim takes no pointers; it only releases memory glibc holds free.
+        unsafe { libc::malloc_trim(0) == 1 }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     {
