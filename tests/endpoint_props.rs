@@ -5,7 +5,7 @@
 mod support;
 
 use proptest::prelude::*;
-use support::streams::{LOCAL_TRACES, hello, our_client_stream};
+use support::streams::{LOCAL_TRACES, compute_session_stream, hello, our_client_stream};
 use support::trace::{Trace, split_client};
 use tensor_rpc::endpoint::EndpointConfig;
 use tensor_rpc::endpoint::codec::value::{decode_packed_seq, encode_packed_seq};
@@ -138,6 +138,18 @@ proptest! {
     }
 
     #[test]
+    fn server_survives_mutated_compute_sessions(
+        mutations in prop::collection::vec(mutation(), 1..6),
+        chunk in 1..256usize,
+    ) {
+        let mut stream = compute_session_stream();
+        for m in &mutations {
+            apply(&mut stream, m);
+        }
+        feed_checked(&stream, chunk);
+    }
+
+    #[test]
     fn unmutated_trace_streams_give_the_same_replies_however_they_are_split(
         trace in 0..LOCAL_TRACES.len(),
         chunk in 1..512usize,
@@ -203,6 +215,7 @@ fn write_fuzz_seeds() {
             write("packed_seq", &format!("{stem}.{i}"), seq);
         }
     }
+    write("server_stream", "compute-session", &compute_session_stream());
     write("handshake", "bytewise-key", &[&[0u8][..], &hello("client:k -timeout=5")].concat());
     write("handshake", "wrong-key", &[&[14u8][..], &hello("client:other")].concat());
     write("handshake", "matching-key", &[&[14u8][..], &hello("client:k")].concat());

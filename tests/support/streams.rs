@@ -96,3 +96,81 @@ pub fn our_client_stream(trace: &str) -> Vec<u8> {
     }
     stream
 }
+
+/// A session that reaches the compute functions: small tensors uploaded, added, multiplied,
+/// reduced, run through a graph and timed, downloaded and freed. Built against a connection
+/// of ours, so the handles in it are the ones a fresh connection issues.
+pub fn compute_session_stream() -> Vec<u8> {
+    use tensor_rpc::endpoint::codec::{DataType, Device, PROTOCOL_VERSION, Syscall, TensorRecord};
+    let mut dry = ServerConnection::new(ConnectionConfig::default());
+    let mut stream = Vec::new();
+    let mut send = |stream: &mut Vec<u8>, bytes: Vec<u8>| -> Vec<Value> {
+        stream.extend_from_slice(&bytes);
+        dry.endpoint().receive(&bytes);
+        dry.process_inline().expect("framing holds");
+        let out = dry.endpoint().take_output();
+        match out.get(8..).map(|b| Packet::decode(b, &DecodeLimits::default())) {
+            Some(Ok(Packet::Return(values))) => values,
+            _ => vec![],
+        }
+    };
+    send(&mut stream, hello("client:"));
+    let init = Packet::InitServer { version: PROTOCOL_VERSION.into(), args: vec![] };
+    send(&mut stream, frame(&init));
+    let mut tensors = Vec::new();
+    for _ in 0..3 {
+        let mut record = TensorRecord {
+            data: 0,
+            device: Device::cpu(0),
+            dtype: DataType::FLOAT32,
+            shape: vec![2, 2],
+            byte_offset: 0,
+        };
+        let alloc = Syscall::DevAllocDataWithScope { tensor: record.clone(), scope: None };
+        if let [Value::Handle(h)] = send(&mut stream, frame(&Packet::Syscall(alloc)))[..] {
+            record.data = h;
+        }
+        tensors.push(record);
+    }
+    let data: Vec<u8> = [1f32, -2., 3., -4.].iter().flat_map(|v| v.to_le_bytes()).collect();
+    for t in &tensors[..2] {
+        let copy = Packet::CopyToRemote { target: t.clone(), data: data.as_slice().into() };
+        send(&mut stream, frame(&copy));
+    }
+    let t = |i: usize| Value::Tensor(tensors[i].clone());
+    let plan = r#"{"inputs": ["x", "w", "y"], "nodes": [{"op": "matmul", "inputs": ["x", "w"], "output": "h"}, {"op": "relu", "inputs": ["h"], "output": "y"}]}"#;
+    let calls: Vec<(&str, Vec<Value>)> = vec![
+        ("tensor_rpc.add", vec![t(0), t(1), t(2)]),
+        ("tensor_rpc.matmul", vec![t(0), t(1), t(2)]),
+        ("tensor_rpc.relu", vec![t(0), t(2)]),
+        ("tensor_rpc.softmax", vec![t(0), t(2)]),
+        ("tensor_rpc.graph_compute", vec![Value::Str(plan.into()), t(0), t(1), t(2)]),
+        (
+            "tensor_rpc.time",
+            vec![
+                Value::Str("tensor_rpc.add".into()),
+                Value::Int(2),
+                Value::Int(2),
+                t(0),
+                t(1),
+                t(2),
+            ],
+        ),
+        ("tensor_rpc.stats", vec![]),
+    ];
+    for (name, args) in calls {
+        let lookup = Packet::Syscall(Syscall::GetGlobalFunc { name: name.into() });
+        let [Value::Handle(function)] = send(&mut stream, frame(&lookup))[..] else {
+            panic!("no function {name}")
+        };
+        let reply = send(&mut stream, frame(&Packet::CallFunc { function, args }));
+        assert!(!reply.is_empty(), "{name} raised an Exception");
+    }
+    send(&mut stream, frame(&Packet::CopyFromRemote { source: tensors[2].clone(), nbytes: 16 }));
+    for t in &tensors {
+        let free = Syscall::DevFreeData { device: t.device, data: t.data };
+        send(&mut stream, frame(&Packet::Syscall(free)));
+    }
+    stream.extend_from_slice(&frame(&Packet::Shutdown));
+    stream
+}
