@@ -441,6 +441,10 @@ cases! {
         let frame = frame(&Packet::CallFunc { function: 0x7f00_dead_beef, args: vec![] });
         expect_exception(&mut session(addr), &frame, "handle 0x7f00deadbeef is not valid in this session");
     };
+    forged_stream_handle_gets_an_exception: |addr| {
+        let call = Syscall::DevSetStream { device: Device::cpu(0), stream: 0x1234_0000_0007 };
+        expect_exception(&mut session(addr), &syscall(call), "handle 0x123400000007 is not valid in this session");
+    };
     free_handle_of_a_data_allocation_gets_an_exception: |addr| {
         let mut c = session(addr);
         let t = c.tensor(F32, &[4]);
@@ -459,6 +463,13 @@ cases! {
         assert_eq!(c.reply(), Reply::Packet(Packet::Exception(
             "InitServer: client protocol version \"0.7.0\" does not match the server's \"0.8.0\"".into()
         )));
+    };
+    init_server_version_that_is_not_utf8_gets_an_exception: |addr| {
+        let mut c = RawConn::handshaken(addr);
+        let mut b = body(2);
+        b.extend([&3u64.to_le_bytes()[..], &[0xC3, 0x28, 0x30], &0i32.to_le_bytes()].concat());
+        c.send(&raw_frame(&b));
+        assert_eq!(c.reply(), Reply::Packet(Packet::Exception("protocol version is not valid UTF-8".into())));
     };
     call_before_init_server_gets_an_exception: |addr| {
         let mut c = RawConn::handshaken(addr);
