@@ -293,8 +293,8 @@ impl ServerConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::codec::Syscall;
     use crate::endpoint::codec::handshake::encode_client_hello;
+    use crate::endpoint::codec::{DataType, Device, Syscall, TensorRecord};
 
     fn frame(packet: &Packet<'_>) -> Vec<u8> {
         let mut out = Vec::new();
@@ -406,10 +406,10 @@ mod tests {
     #[test]
     fn copy_from_remote_beyond_the_tensor_is_refused_without_reserving_its_bytes() {
         let mut conn = initialized();
-        let mut record = crate::endpoint::codec::TensorRecord {
+        let mut record = TensorRecord {
             data: 0,
-            device: crate::endpoint::codec::Device::cpu(0),
-            dtype: crate::endpoint::codec::DataType::FLOAT32,
+            device: Device::cpu(0),
+            dtype: DataType::FLOAT32,
             shape: vec![4],
             byte_offset: 0,
         };
