@@ -7,9 +7,9 @@ mod support;
 use proptest::prelude::*;
 use support::streams::{LOCAL_TRACES, compute_session_stream, hello, our_client_stream};
 use support::trace::{Trace, split_client};
-use tensor_rpc::endpoint::EndpointConfig;
 use tensor_rpc::endpoint::codec::value::{decode_packed_seq, encode_packed_seq};
 use tensor_rpc::endpoint::codec::{DecodeLimits, WireReader};
+use tensor_rpc::endpoint::{Endpoint, EndpointConfig};
 use tensor_rpc::server::{ConnectionConfig, RelayLimits, ServerConnection};
 use tensor_rpc::session::SessionConfig;
 
@@ -122,6 +122,31 @@ proptest! {
         chunk in 1..16usize,
     ) {
         feed_checked(&stream, chunk);
+    }
+
+    #[test]
+    fn client_endpoint_survives_random_bytes_after_a_valid_server_hello(
+        body in prop::collection::vec(any::<u8>(), 0..2048),
+        chunk in 1..64usize,
+    ) {
+        let mut stream = 0xFF271i32.to_le_bytes().to_vec();
+        stream.extend_from_slice(&7i32.to_le_bytes());
+        stream.extend_from_slice(b"server:");
+        stream.extend_from_slice(&body);
+        let mut endpoint = Endpoint::client("client:", EndpointConfig::default());
+        'feed: for piece in stream.chunks(chunk) {
+            endpoint.receive(piece);
+            loop {
+                match endpoint.poll_event() {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(_) => {
+                        prop_assert!(endpoint.is_finished() || endpoint.wants_write());
+                        break 'feed;
+                    }
+                }
+            }
+        }
     }
 
     #[test]
