@@ -547,13 +547,14 @@ fn suite_has_at_least_forty_cases() {
 }
 
 /// Uploads two vectors, adds them on the server, downloads the sum and compares it with the
-/// sum computed here, until told to stop. Returns (rounds, wrong answers).
+/// sum computed here, until told to stop; counts rounds and wrong answers.
 fn healthy_client(addr: SocketAddr, stop: &AtomicBool, rounds: &AtomicU64, wrong: &AtomicU64) {
     let client = Client::connect(addr, "").expect("healthy client connects");
     let dev = client.cpu(0);
     let add = client.function("tensor_rpc.add").expect("tensor_rpc.add");
     let mut round = 0u32;
-    while !stop.load(Ordering::SeqCst) || round == 0 {
+    // At least ten rounds, and on until every case has run.
+    while !stop.load(Ordering::SeqCst) || round < 10 {
         let a: Vec<f32> = (0..256).map(|i| (i as f32) * 0.5 + round as f32).collect();
         let b: Vec<f32> = (0..256).map(|i| (i as f32) - round as f32).collect();
         let ta = RemoteTensor::from_slice(&dev, &[256], &a).unwrap();
