@@ -159,7 +159,7 @@ fn overlong(tensor: &RemoteTensor, claimed: usize) -> tensor_rpc::endpoint::code
     record
 }
 
-/// 20 MiB allocations: copies of them span several packets in flight (8 MiB each).
+/// 20 MiB allocations: copies of them span more packets than are in flight at once.
 const SPANNING: usize = 20 << 20;
 
 #[test]

@@ -16,11 +16,13 @@ pub const MAX_PACKET_FUNCTION: &str = "tvm.rpc.server.GetCRTMaxPacketSize";
 /// (TVM's are pointers, ours carry a small slab key in the low word).
 const RELAY_MAX_PACKET_HANDLE: u64 = u64::MAX - 1;
 
-/// Largest payload of one copy packet we send or ask for, whatever the peer allows.
-const COPY_CHUNK: u64 = 8 << 20;
+/// Largest payload of one copy packet we send or ask for, whatever the peer allows. Small
+/// packets keep the peer's buffers in cache: on loopback (256 MiB copies, 2 cores) 1 MiB
+/// packets moved ~2.5-2.8 GiB/s each way where 16 MiB ones moved ~1.1-1.8.
+const COPY_CHUNK: u64 = 1 << 20;
 
-/// Copy packets in flight at once on one connection.
-const COPY_WINDOW: usize = 4;
+/// Copy packets in flight at once on one connection (16 MiB of 1 MiB packets).
+const COPY_WINDOW: usize = 16;
 
 pub struct ClientSession {
     channel: Channel,
