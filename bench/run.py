@@ -209,6 +209,9 @@ def table(results):
     lines.append("")
     lines.append(f"Floor of this machine (32-byte TCP ping-pong between two threads): "
                  f"{floor_block:.1f} µs blocking, {floor_spin:.1f} µs spinning.")
+    lines.append(f"Echo p50 with TVM's client, as multiples of the blocking floor: TVM server "
+                 f"{tvm['tvm_echo']['p50_us'] / floor_block:.1f}×, tensor-rpc "
+                 f"{ours['tvm_echo']['p50_us'] / floor_block:.1f}×.")
     lines.append("")
     lines.append("| our Rust client | vs TVM server | vs tensor-rpc | unit |")
     lines.append("|---|---:|---:|---|")

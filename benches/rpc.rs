@@ -1,6 +1,7 @@
 //! Benchmarks our Rust client against one RPC server (ours or TVM's), printing JSON.
 //!
-//! `cargo bench --bench rpc -- ADDR [--spin-us N] [--seconds S] [--sizes-mib 1,64,256]`
+//! `cargo bench --bench rpc -- ADDR [--spin-us N] [--seconds S] [--sizes-mib 1,64,256]
+//! [--only floor,echo,pipelined,transfer,concurrent]`
 //!
 //! Also measures the floor of this machine in the same run: a 32-byte TCP ping-pong between
 //! two threads over loopback, once blocking and once spinning on non-blocking sockets.
@@ -19,6 +20,14 @@ struct Options {
     spin: Duration,
     seconds: f64,
     sizes_mib: Vec<usize>,
+    /// Sections to run (floor, echo, pipelined, transfer, concurrent); empty runs all.
+    only: Vec<String>,
+}
+
+impl Options {
+    fn runs(&self, section: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == section)
+    }
 }
 
 fn parse_options() -> Options {
@@ -28,6 +37,7 @@ fn parse_options() -> Options {
         spin: Duration::from_micros(50),
         seconds: 2.0,
         sizes_mib: vec![1, 64, 256],
+        only: Vec::new(),
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().expect("a value after the flag");
@@ -37,6 +47,7 @@ fn parse_options() -> Options {
             "--sizes-mib" => {
                 options.sizes_mib = value().split(',').map(|s| s.parse().expect("MiB")).collect()
             }
+            "--only" => options.only = value().split(',').map(str::to_owned).collect(),
             addr => options.addr = addr.to_owned(),
         }
     }
@@ -203,27 +214,37 @@ fn concurrent_calls_per_second(o: &Options, clients: usize) -> f64 {
 
 fn main() {
     let o = parse_options();
-    let mut fields = vec![
-        format!("\"floor_blocking\": {}", ping_pong_floor(false, 20_000)),
-        format!("\"floor_spinning\": {}", ping_pong_floor(true, 20_000)),
-        format!("\"echo\": {}", echo_latency(&o, o.spin, 20_000)),
-        format!("\"echo_no_spin\": {}", echo_latency(&o, Duration::ZERO, 20_000)),
-        format!("\"pipelined_calls_s\": {:.0}", pipelined_calls_per_second(&o, 64)),
-    ];
-    let mut up = Vec::new();
-    let mut down = Vec::new();
-    for &mib in &o.sizes_mib {
-        let repeat = if mib >= 256 { 3 } else { 5 };
-        let (u, d) = transfer(&o, mib, repeat);
-        up.push(format!("\"{mib}\": {u:.3}"));
-        down.push(format!("\"{mib}\": {d:.3}"));
+    let mut fields = Vec::new();
+    if o.runs("floor") {
+        fields.push(format!("\"floor_blocking\": {}", ping_pong_floor(false, 20_000)));
+        fields.push(format!("\"floor_spinning\": {}", ping_pong_floor(true, 20_000)));
     }
-    fields.push(format!("\"upload_gib_s\": {{{}}}", up.join(", ")));
-    fields.push(format!("\"download_gib_s\": {{{}}}", down.join(", ")));
-    let concurrent: Vec<String> = [1, 8, 64]
-        .iter()
-        .map(|&c| format!("\"{c}\": {:.0}", concurrent_calls_per_second(&o, c)))
-        .collect();
-    fields.push(format!("\"concurrent_calls_s\": {{{}}}", concurrent.join(", ")));
+    if o.runs("echo") {
+        fields.push(format!("\"echo\": {}", echo_latency(&o, o.spin, 20_000)));
+        fields.push(format!("\"echo_no_spin\": {}", echo_latency(&o, Duration::ZERO, 20_000)));
+    }
+    if o.runs("pipelined") {
+        let rate = pipelined_calls_per_second(&o, 64);
+        fields.push(format!("\"pipelined_calls_s\": {rate:.0}"));
+    }
+    if o.runs("transfer") {
+        let mut up = Vec::new();
+        let mut down = Vec::new();
+        for &mib in &o.sizes_mib {
+            let repeat = if mib >= 256 { 3 } else { 5 };
+            let (u, d) = transfer(&o, mib, repeat);
+            up.push(format!("\"{mib}\": {u:.3}"));
+            down.push(format!("\"{mib}\": {d:.3}"));
+        }
+        fields.push(format!("\"upload_gib_s\": {{{}}}", up.join(", ")));
+        fields.push(format!("\"download_gib_s\": {{{}}}", down.join(", ")));
+    }
+    if o.runs("concurrent") {
+        let concurrent: Vec<String> = [1, 8, 64]
+            .iter()
+            .map(|&c| format!("\"{c}\": {:.0}", concurrent_calls_per_second(&o, c)))
+            .collect();
+        fields.push(format!("\"concurrent_calls_s\": {{{}}}", concurrent.join(", ")));
+    }
     println!("{{{}}}", fields.join(", "));
 }

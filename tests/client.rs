@@ -151,3 +151,46 @@ fn pipelined_calls_work_against_tvm_server_too() {
         results.iter().enumerate().all(|(i, r)| matches!(r, Ok(Value::Int(v)) if *v == i as i64))
     );
 }
+
+/// A tensor record claiming `claimed` bytes over an allocation of `tensor`'s size.
+fn overlong(tensor: &RemoteTensor, claimed: usize) -> tensor_rpc::endpoint::codec::TensorRecord {
+    let mut record = tensor.record().clone();
+    record.shape = vec![claimed as i64];
+    record
+}
+
+/// 20 MiB allocations: copies of them span more packets than are in flight at once.
+const SPANNING: usize = 20 << 20;
+
+#[test]
+fn pipelined_read_past_the_allocation_fails_and_the_connection_goes_on() {
+    let ours = start_ours(&[]);
+    let client = connect(&ours);
+    let data: Vec<u8> = (0..SPANNING).map(|i| (i % 253) as u8).collect();
+    let tensor = RemoteTensor::from_slice(&client.cpu(0), &[SPANNING as i64], &data).unwrap();
+    let mut out = vec![0u8; 2 * SPANNING];
+    let result = client.with_session(|s| s.read(&overlong(&tensor, 2 * SPANNING), &mut out));
+    assert!(matches!(result, Err(ClientError::Remote(_))), "{result:?}");
+    let echo = client.function("testing.echo").unwrap();
+    assert!(matches!(echo.call(&[9i64.into()]), Ok(Value::Int(9))));
+    assert!(tensor.to_vec::<u8>().unwrap() == data, "a whole read still returns the data");
+}
+
+#[test]
+fn pipelined_write_past_the_allocation_fails_and_the_connection_goes_on() {
+    let ours = start_ours(&[]);
+    let client = connect(&ours);
+    let tensor = RemoteTensor::empty(
+        &client.cpu(0),
+        &[SPANNING as i64],
+        DataType::new(DataType::UINT, 8, 1),
+    )
+    .unwrap();
+    let data: Vec<u8> = (0..2 * SPANNING).map(|i| (i % 251) as u8).collect();
+    let result = client.with_session(|s| s.write(&overlong(&tensor, 2 * SPANNING), &data));
+    assert!(matches!(result, Err(ClientError::Remote(_))), "{result:?}");
+    let echo = client.function("testing.echo").unwrap();
+    assert!(matches!(echo.call(&[9i64.into()]), Ok(Value::Int(9))));
+    tensor.copy_from_bytes(&data[..SPANNING]).unwrap();
+    assert!(tensor.to_vec::<u8>().unwrap() == data[..SPANNING], "a whole write still lands");
+}

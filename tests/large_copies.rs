@@ -39,6 +39,21 @@ fn one_gib_round_trip_through_4_mib_packets_is_byte_exact() {
 
     assert!(proxy.largest_request() <= max_packet, "request of {} bytes", proxy.largest_request());
     assert!(proxy.largest_reply() <= max_packet, "reply of {} bytes", proxy.largest_reply());
+}
+
+#[test]
+fn copies_fill_a_server_maximum_smaller_than_the_clients_chunk() {
+    let max_packet = 256 << 10;
+    let server = start_ours(&["--max-packet", &max_packet.to_string()]);
+    let proxy = FrameProxy::start(server.port);
+    let client = Client::connect(proxy.addr(), "").unwrap();
+    let data: Vec<u8> = (0..4 * MIB).map(|i| (i % 249) as u8).collect();
+    let dev = client.cpu(0);
+    let u8_type = DataType::new(DataType::UINT, 8, 1);
+    let tensor = RemoteTensor::from_bytes(&dev, &[4 << 20], u8_type, &data).unwrap();
+    assert!(tensor.to_bytes().unwrap() == data);
+    assert!(proxy.largest_request() <= max_packet, "request of {} bytes", proxy.largest_request());
+    assert!(proxy.largest_reply() <= max_packet, "reply of {} bytes", proxy.largest_reply());
     assert!(proxy.largest_request() > max_packet - 1024, "copies use the whole packet");
 }
 

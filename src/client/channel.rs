@@ -168,16 +168,27 @@ impl Channel {
         Ok(replies)
     }
 
-    /// Sends a CopyToRemote of `data` and waits for its Return. A large payload goes to the
-    /// socket straight from `data`, not through the output buffer.
+    /// Sends a CopyToRemote of `data` and waits for its Return.
     pub fn copy_to_remote(
         &mut self,
         target: &TensorRecord,
         data: &[u8],
     ) -> Result<Reply, ClientError> {
+        self.send_copy_to_remote(target, data)?;
+        self.wait_reply()
+    }
+
+    /// Sends a CopyToRemote of `data` without waiting for its reply (collect it with
+    /// [`Channel::reply`]). A large payload goes to the socket straight from `data`, not
+    /// through the output buffer.
+    pub fn send_copy_to_remote(
+        &mut self,
+        target: &TensorRecord,
+        data: &[u8],
+    ) -> Result<(), ClientError> {
         if data.len() < DIRECT_COPY_THRESHOLD {
             self.endpoint.send_copy_to_remote(target, data);
-            return self.wait_reply();
+            return Ok(());
         }
         self.endpoint.send_copy_to_remote_prefix(target, data.len() as u64);
         let deadline = self.call_deadline();
@@ -207,28 +218,43 @@ impl Channel {
                 self.idle(&mut waiter, progressed)?;
             }
         }
+        Ok(())
+    }
+
+    /// Waits for the reply (Return or Exception) to the oldest request in flight.
+    pub fn reply(&mut self) -> Result<Reply, ClientError> {
         self.wait_reply()
     }
 
-    /// Sends a CopyFromRemote and fills `out` from its CopyAck. A large payload is read from
-    /// the socket straight into `out`, not through the input buffer.
+    /// Sends a CopyFromRemote and fills `out` from its CopyAck.
     pub fn copy_from_remote(
         &mut self,
         source: &TensorRecord,
         out: &mut [u8],
     ) -> Result<(), ClientError> {
-        let request = Packet::CopyFromRemote { source: source.clone(), nbytes: out.len() as u64 };
-        self.endpoint.send(&request);
+        self.send_copy_from_remote(source, out.len() as u64);
+        self.receive_copy_ack(out)
+    }
+
+    /// Queues a CopyFromRemote of `nbytes`; its CopyAck is taken by
+    /// [`Channel::receive_copy_ack`], in the order the requests went out.
+    pub fn send_copy_from_remote(&mut self, source: &TensorRecord, nbytes: u64) {
+        self.endpoint.send(&Packet::CopyFromRemote { source: source.clone(), nbytes });
+    }
+
+    /// Fills `out` from the CopyAck answering the oldest request in flight. A large payload
+    /// is read from the socket straight into `out`, not through the input buffer.
+    pub fn receive_copy_ack(&mut self, out: &mut [u8]) -> Result<(), ClientError> {
         let deadline = self.call_deadline();
         let mut waiter = Waiter::new(self.options.busy_poll, deadline);
         let mut filled = None;
         loop {
             let mut progressed = self.flush()?;
             if filled.is_none() {
-                progressed |= self.fill_once()?;
-                filled = self.endpoint.take_copy_ack(out);
+                filled = self.take_copy_ack(out)?;
                 if filled.is_none() {
-                    self.reply_other_than_copy_ack(out.len())?;
+                    progressed |= self.fill_once()?;
+                    filled = self.take_copy_ack(out)?;
                 }
             }
             if let Some(at) = filled.as_mut() {
@@ -253,14 +279,26 @@ impl Channel {
         }
     }
 
-    /// While waiting for a CopyAck: fails if a complete reply of another kind has arrived.
-    fn reply_other_than_copy_ack(&mut self, expected: usize) -> Result<(), ClientError> {
+    /// Takes the CopyAck answering a read of `out.len()` bytes, if its start has arrived:
+    /// returns how much of `out` it filled from the input buffer (the rest is still in the
+    /// socket). Fails if another complete reply came instead.
+    fn take_copy_ack(&mut self, out: &mut [u8]) -> Result<Option<usize>, ClientError> {
+        if let Some(filled) = self.endpoint.take_copy_ack(out) {
+            return Ok(Some(filled));
+        }
+        // The endpoint takes over a frame once its length prefix is in; such a CopyAck
+        // arrives whole through the input buffer.
         match self.endpoint.poll_event().map_err(ClientError::Framing)? {
-            None => Ok(()),
+            None => Ok(None),
+            Some(Event::CopyAck(data)) if data.len() == out.len() => {
+                out.copy_from_slice(&data);
+                Ok(Some(out.len()))
+            }
             Some(Event::Exception(message)) => Err(ClientError::Remote(message)),
             Some(Event::CopyAck(data)) => Err(ClientError::Protocol(format!(
-                "CopyAck carries {} bytes, {expected} were asked for",
-                data.len()
+                "CopyAck carries {} bytes, {} were asked for",
+                data.len(),
+                out.len()
             ))),
             Some(Event::Shutdown) => Err(ClientError::Closed),
             Some(other) => Err(ClientError::Protocol(format!("{other:?} answered CopyFromRemote"))),

@@ -16,6 +16,14 @@ pub const MAX_PACKET_FUNCTION: &str = "tvm.rpc.server.GetCRTMaxPacketSize";
 /// (TVM's are pointers, ours carry a small slab key in the low word).
 const RELAY_MAX_PACKET_HANDLE: u64 = u64::MAX - 1;
 
+/// Largest payload of one copy packet we send or ask for, whatever the peer allows. Small
+/// packets keep the peer's buffers in cache: on loopback (256 MiB copies, 2 cores) 1 MiB
+/// packets moved ~2.5-2.8 GiB/s each way where 16 MiB ones moved ~1.1-1.8.
+const COPY_CHUNK: u64 = 1 << 20;
+
+/// Copy packets in flight at once on one connection (16 MiB of 1 MiB packets).
+const COPY_WINDOW: usize = 16;
+
 pub struct ClientSession {
     channel: Channel,
     /// The peer's largest packet body, once asked (`u64::MAX`: no limit).
@@ -147,26 +155,71 @@ impl ClientSession {
         Ok(max - overhead)
     }
 
-    /// Writes `data` into the remote tensor at `target.byte_offset`, in packets that fit.
+    /// Payload bytes of one copy packet: the peer's maximum allows more, but smaller
+    /// packets let the peer copy one into place while the next is on the wire, and keep
+    /// its buffers in cache.
+    fn chunk_size(&mut self, record: &TensorRecord) -> Result<usize, ClientError> {
+        let block = self.block_size(record)?.min(COPY_CHUNK);
+        Ok(usize::try_from(block).unwrap_or(usize::MAX).max(1))
+    }
+
+    /// Writes `data` into the remote tensor at `target.byte_offset`, in packets that fit,
+    /// with up to [`COPY_WINDOW`] of them in flight.
     pub fn write(&mut self, target: &TensorRecord, data: &[u8]) -> Result<(), ClientError> {
-        let block = usize::try_from(self.block_size(target)?).unwrap_or(usize::MAX);
+        let chunk = self.chunk_size(target)?;
         let mut chunk_target = target.clone();
-        for (i, chunk) in data.chunks(block.max(1)).enumerate() {
-            chunk_target.byte_offset = target.byte_offset + (i * block) as u64;
-            if let Reply::Exception(message) = self.channel.copy_to_remote(&chunk_target, chunk)? {
-                return Err(ClientError::Remote(message));
+        let mut in_flight = 0;
+        let mut first_error = None;
+        for (i, bytes) in data.chunks(chunk).enumerate() {
+            if in_flight == COPY_WINDOW {
+                self.collect_write_reply(&mut first_error)?;
+                in_flight -= 1;
             }
+            if first_error.is_some() {
+                break;
+            }
+            chunk_target.byte_offset = target.byte_offset + (i * chunk) as u64;
+            self.channel.send_copy_to_remote(&chunk_target, bytes)?;
+            in_flight += 1;
+        }
+        for _ in 0..in_flight {
+            self.collect_write_reply(&mut first_error)?;
+        }
+        first_error.map_or(Ok(()), |message| Err(ClientError::Remote(message)))
+    }
+
+    fn collect_write_reply(&mut self, first_error: &mut Option<String>) -> Result<(), ClientError> {
+        if let Reply::Exception(message) = self.channel.reply()? {
+            first_error.get_or_insert(message);
         }
         Ok(())
     }
 
-    /// Reads the remote tensor from `source.byte_offset` into `out`, in packets that fit.
+    /// Reads the remote tensor from `source.byte_offset` into `out`, in packets that fit,
+    /// with up to [`COPY_WINDOW`] requests in flight.
     pub fn read(&mut self, source: &TensorRecord, out: &mut [u8]) -> Result<(), ClientError> {
-        let block = usize::try_from(self.block_size(source)?).unwrap_or(usize::MAX);
+        let chunk = self.chunk_size(source)?;
+        let total = out.len();
+        let chunks = total.div_ceil(chunk);
+        let request_len = |r: usize| chunk.min(total - r * chunk);
         let mut chunk_source = source.clone();
-        for (i, chunk) in out.chunks_mut(block.max(1)).enumerate() {
-            chunk_source.byte_offset = source.byte_offset + (i * block) as u64;
-            self.channel.copy_from_remote(&chunk_source, chunk)?;
+        let mut requested = 0;
+        for (i, piece) in out.chunks_mut(chunk).enumerate() {
+            while requested < chunks.min(i + COPY_WINDOW) {
+                chunk_source.byte_offset = source.byte_offset + (requested * chunk) as u64;
+                self.channel.send_copy_from_remote(&chunk_source, request_len(requested) as u64);
+                requested += 1;
+            }
+            if let Err(e) = self.channel.receive_copy_ack(piece) {
+                if matches!(e, ClientError::Remote(_)) {
+                    // Take the replies still in flight, so the connection stays usable.
+                    let mut scratch = vec![0; chunk];
+                    for r in i + 1..requested {
+                        let _ = self.channel.receive_copy_ack(&mut scratch[..request_len(r)]);
+                    }
+                }
+                return Err(e);
+            }
         }
         Ok(())
     }
