@@ -10,8 +10,8 @@ if [ ! -f "$stamp" ]; then
   echo "tvm-venv: creating $venv (apache-tvm 0.27, about 300 MB)" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check \
-    apache-tvm==0.27.0.post1 cloudpickle psutil >&2
-  "$venv/bin/python" -c "import tvm, tvm.rpc" >&2
+    apache-tvm==0.27.0.post1 cloudpickle psutil tornado >&2
+  "$venv/bin/python" -c "import tvm, tvm.rpc, tornado" >&2
   touch "$stamp"
 fi
 echo "$venv/bin/python"
