@@ -47,6 +47,15 @@ pub struct ServerConnection {
     requests: u64,
     opened: Instant,
     job_running: bool,
+    /// The match key a client must present now; `None` refuses every key.
+    match_key: Option<String>,
+    /// Set while the server is full: a client whose key matches is told why it cannot have
+    /// a session (an Exception in answer to InitServer) and the connection closes.
+    refusal: Option<String>,
+    /// Whether the handshake was accepted for a session (not refused).
+    admitted: bool,
+    /// When the handshake was accepted.
+    admitted_at: Option<Instant>,
 }
 
 /// What [`ServerConnection::process`] leaves to its driver.
@@ -103,12 +112,46 @@ impl ServerConnection {
         ServerConnection {
             endpoint: Endpoint::server(config.endpoint.clone()),
             session: None,
-            config,
             client_key: None,
             requests: 0,
             opened: Instant::now(),
             job_running: false,
+            match_key: Some(config.match_key.clone()),
+            refusal: None,
+            admitted: false,
+            admitted_at: None,
+            config,
         }
+    }
+
+    /// Changes the match key a client must present (before the handshake; a tracker hands
+    /// out a fresh key for every session). `None` refuses every key.
+    pub fn set_match_key(&mut self, key: Option<&str>) {
+        if self.match_key.as_deref() != key {
+            self.match_key = key.map(str::to_owned);
+        }
+    }
+
+    /// While `Some`, a client whose key matches is refused a session with this message
+    /// (as an Exception in answer to its InitServer, which TVM's client raises with the
+    /// message); the connection then closes. Only the handshake is affected.
+    pub fn set_refusal(&mut self, message: Option<String>) {
+        self.refusal = message;
+    }
+
+    /// Whether the client's handshake was accepted for a session.
+    pub fn admitted(&self) -> bool {
+        self.admitted
+    }
+
+    /// When the client's handshake was accepted for a session.
+    pub fn admitted_at(&self) -> Option<Instant> {
+        self.admitted_at
+    }
+
+    /// Whether the handshake is over (accepted, refused or rejected).
+    pub fn handshake_done(&self) -> bool {
+        self.client_key.is_some()
     }
 
     pub fn endpoint(&mut self) -> &mut Endpoint {
@@ -175,13 +218,24 @@ impl ServerConnection {
             };
             match event {
                 Event::ClientHello(key) => {
-                    if key.matches(&self.config.match_key) {
+                    if self.match_key.as_deref().is_some_and(|m| key.matches(m)) {
                         self.endpoint.accept(&self.config.server_key);
+                        if self.refusal.is_none() {
+                            self.admitted = true;
+                            self.admitted_at = Some(Instant::now());
+                        }
                     } else {
                         log::warn!("refused client key {:?}", key.raw);
                         self.endpoint.reject(HandshakeStatus::Mismatch);
                     }
                     self.client_key = Some(key);
+                }
+                Event::Request(Packet::InitServer { .. }) if !self.admitted => {
+                    let message = self.refusal.clone().unwrap_or_else(|| "no session".into());
+                    log::warn!("refused a session: {message}");
+                    self.reply(&Packet::Exception(message));
+                    self.endpoint.close();
+                    return Ok(Progress::Idle);
                 }
                 Event::Request(Packet::InitServer { version, args }) => {
                     self.requests += 1;
