@@ -11,6 +11,9 @@ pub(crate) fn register(registry: &mut FunctionRegistry) {
     registry.register("tvm.rpc.server.GetCRTMaxPacketSize", |ctx, _| {
         Ok(Value::Int(i64::try_from(ctx.config().max_packet).unwrap_or(i64::MAX)))
     });
+    registry.register("tensor_rpc.stats", |ctx, _| {
+        Ok(Value::Str(ctx.config().usage.snapshot().to_json()))
+    });
 }
 
 /// Returns its first argument, as TVM's `testing.echo`.

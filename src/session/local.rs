@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::context::{CallContext, Operand, Operands};
 use super::device_attr;
+use super::usage::{ServerUsage, SessionUsage};
 use super::{
     DeviceMemory, FunctionRegistry, GlobalFunction, HandleTable, Placement, Session, SessionError,
     Workspace,
@@ -30,6 +31,9 @@ pub struct SessionConfig {
     /// [`FunctionRegistry::register_with_cost`]): about a tenth of a millisecond of GEMM,
     /// or a few milliseconds of elementwise work.
     pub offload_threshold: u64,
+    /// The server-wide totals this session reports into (`tensor_rpc.stats`); clones of a
+    /// config share them.
+    pub usage: Arc<ServerUsage>,
 }
 
 impl Default for SessionConfig {
@@ -41,6 +45,7 @@ impl Default for SessionConfig {
             workspace_parent: None,
             gemm_backend: GemmBackend::default(),
             offload_threshold: 1 << 24,
+            usage: ServerUsage::new(),
         }
     }
 }
@@ -79,6 +84,7 @@ pub(crate) struct LocalState {
     pub(crate) workspace: Workspace,
     pub(crate) config: SessionConfig,
     pub(crate) stats: SessionStats,
+    usage: SessionUsage,
     current_stream: u64,
 }
 
@@ -123,6 +129,7 @@ impl LocalState {
         self.stats.allocations += 1;
         self.stats.bytes_held = would_hold;
         self.stats.peak_bytes = self.stats.peak_bytes.max(would_hold);
+        self.usage.allocated(nbytes);
         Ok(handle)
     }
 
@@ -131,6 +138,7 @@ impl LocalState {
         let len = self.memory(data)?.len() as u64;
         self.handles.remove(data)?;
         self.stats.bytes_held -= len;
+        self.usage.freed(len);
         Ok(())
     }
 
@@ -168,6 +176,7 @@ pub struct LocalSession {
 impl LocalSession {
     pub fn new(registry: Arc<FunctionRegistry>, config: SessionConfig) -> Self {
         let state = LocalState {
+            usage: SessionUsage::new(Arc::clone(&config.usage)),
             handles: HandleTable::new(config.max_handles),
             workspace: Workspace::new(config.workspace_parent.clone()),
             config,
@@ -207,6 +216,7 @@ impl Session for LocalSession {
             }
         };
         self.state.stats.calls += 1;
+        self.state.usage.called();
         function.call(&mut CallContext::new(&mut self.state, &self.registry), args)
     }
 

@@ -15,6 +15,7 @@ mod local;
 mod memory;
 mod registry;
 pub mod serve;
+mod usage;
 mod workspace;
 
 pub use context::{CallContext, Operand, Operands};
@@ -23,6 +24,7 @@ pub use handles::HandleTable;
 pub use local::{LocalSession, SessionConfig, SessionStats};
 pub use memory::DeviceMemory;
 pub use registry::{FunctionRegistry, GlobalFunction};
+pub use usage::{ServerUsage, UsageSnapshot};
 pub use workspace::Workspace;
 
 use crate::endpoint::codec::{DataType, Device, Packet, TensorRecord, Value};
