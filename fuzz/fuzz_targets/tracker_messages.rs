@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     // The bytes as a tracker's stream to a client: every reply decoder on every message.
     let mut reader = MessageReader::new();
     reader.push(data);
-    while let Ok(Some(unit)) = reader.next() {
+    while let Ok(Some(unit)) = reader.next_unit() {
         if let Incoming::Message(json) = unit {
             let _ = parse_success("PUT", &json);
             let _ = parse_pending_keys(&json);
@@ -27,8 +27,8 @@ fuzz_target!(|data: &[u8]| {
             let mut again = MessageReader::new();
             again.push(&0x2F271i32.to_le_bytes());
             again.push(&framed);
-            assert_eq!(again.next(), Ok(Some(Incoming::Magic)));
-            assert_eq!(again.next(), Ok(Some(Incoming::Message(json))));
+            assert_eq!(again.next_unit(), Ok(Some(Incoming::Magic)));
+            assert_eq!(again.next_unit(), Ok(Some(Incoming::Message(json))));
         }
     }
 

@@ -473,10 +473,11 @@ impl Server {
         let seconds = client.conn.opened().elapsed().as_secs_f64();
         if client.counted {
             log::info!(
-                "session of {} ended ({reason}) after {seconds:.3}s: {} calls, {} bytes in, \
-                 {} bytes out, peak memory {} bytes",
+                "session of {} ended ({reason}) after {seconds:.3}s: {} requests ({} calls), \
+                 {} bytes in, {} bytes out, peak memory {} bytes",
                 client.peer,
                 client.conn.requests(),
+                stats.calls,
                 endpoint.bytes_in(),
                 endpoint.bytes_out(),
                 stats.peak_bytes,

@@ -30,7 +30,7 @@ pub struct TrackerConfig {
 
 enum LinkState {
     Waiting { retry_at: Instant },
-    Active { socket: TcpStream, registration: Registration, connected: bool, since: Instant },
+    Active { socket: TcpStream, registration: Box<Registration>, connected: bool, since: Instant },
 }
 
 pub(super) struct TrackerLink {
@@ -159,7 +159,7 @@ impl TrackerLink {
         registry.register(&mut socket, self.token, Interest::READABLE | Interest::WRITABLE)?;
         let config =
             RegistrationConfig::new(&self.config.key, self.port, self.config.custom_addr.clone());
-        let registration = Registration::new(config, room, now);
+        let registration = Box::new(Registration::new(config, room, now));
         self.writable = false;
         self.state = LinkState::Active { socket, registration, connected: false, since: now };
         Ok(())

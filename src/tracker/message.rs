@@ -145,7 +145,7 @@ impl MessageReader {
     }
 
     /// The next complete unit, `None` if more bytes are needed.
-    pub fn next(&mut self) -> Result<Option<Incoming>, TrackerError> {
+    pub fn next_unit(&mut self) -> Result<Option<Incoming>, TrackerError> {
         if self.buf.len() < 4 {
             return Ok(None);
         }
@@ -332,7 +332,7 @@ mod tests {
         let mut got = Vec::new();
         for b in bytes {
             reader.push(&[b]);
-            while let Some(unit) = reader.next().unwrap() {
+            while let Some(unit) = reader.next_unit().unwrap() {
                 got.push(unit);
             }
         }
@@ -346,21 +346,21 @@ mod tests {
     fn rejects_wrong_magic() {
         let mut reader = MessageReader::new();
         reader.push(&0xFF271i32.to_le_bytes());
-        assert_eq!(reader.next(), Err(TrackerError::BadMagic(0xFF271)));
+        assert_eq!(reader.next_unit(), Err(TrackerError::BadMagic(0xFF271)));
     }
 
     #[test]
     fn rejects_message_longer_than_the_limit_before_buffering_it() {
         let mut reader = MessageReader::new();
         reader.push(&TRACKER_MAGIC.to_le_bytes());
-        reader.next().unwrap();
+        reader.next_unit().unwrap();
         reader.push(&(i32::MAX).to_le_bytes());
-        assert_eq!(reader.next(), Err(TrackerError::BadLength(i32::MAX.into())));
+        assert_eq!(reader.next_unit(), Err(TrackerError::BadLength(i32::MAX.into())));
         let mut reader = MessageReader::new();
         reader.push(&TRACKER_MAGIC.to_le_bytes());
-        reader.next().unwrap();
+        reader.next_unit().unwrap();
         reader.push(&(-1i32).to_le_bytes());
-        assert_eq!(reader.next(), Err(TrackerError::BadLength(-1)));
+        assert_eq!(reader.next_unit(), Err(TrackerError::BadLength(-1)));
     }
 
     #[test]

@@ -137,7 +137,7 @@ impl Registration {
     /// Feeds bytes received from the tracker and handles every complete reply.
     pub fn receive(&mut self, bytes: &[u8], now: Instant) -> Result<(), TrackerError> {
         self.reader.push(bytes);
-        while let Some(unit) = self.reader.next()? {
+        while let Some(unit) = self.reader.next_unit()? {
             match unit {
                 Incoming::Magic => {
                     self.greeted = true;
@@ -283,13 +283,13 @@ mod tests {
     fn sent(reg: &mut Registration) -> Vec<Json> {
         let mut reader = MessageReader::new();
         reader.push(&TRACKER_MAGIC.to_le_bytes());
-        reader.next().unwrap();
+        reader.next_unit().unwrap();
         let bytes = reg.output().to_vec();
         reg.consume_output(bytes.len());
         let bytes = bytes.strip_prefix(&TRACKER_MAGIC.to_le_bytes()[..]).unwrap_or(&bytes);
         reader.push(bytes);
         let mut out = Vec::new();
-        while let Some(Incoming::Message(m)) = reader.next().unwrap() {
+        while let Some(Incoming::Message(m)) = reader.next_unit().unwrap() {
             out.push(m);
         }
         out
