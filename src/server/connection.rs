@@ -425,6 +425,43 @@ mod tests {
     }
 
     #[test]
+    fn full_server_answers_init_server_with_its_refusal_and_closes() {
+        let mut conn = ServerConnection::new(ConnectionConfig::default());
+        conn.set_refusal(Some("busy: 64 sessions".into()));
+        let mut hello = Vec::new();
+        encode_client_hello("client:", &mut hello);
+        conn.endpoint().receive(&hello);
+        conn.endpoint().receive(&frame(&init_server()));
+        conn.process().unwrap();
+        assert!(!conn.admitted());
+        let out = conn.endpoint().take_output();
+        assert!(out.starts_with(&0xFF271i32.to_le_bytes()), "the handshake succeeds");
+        assert!(out.ends_with(&frame(&Packet::Exception("busy: 64 sessions".into()))));
+        assert!(conn.is_finished());
+    }
+
+    #[test]
+    fn match_key_set_after_creation_is_the_one_required() {
+        let mut conn = ServerConnection::new(ConnectionConfig::default());
+        conn.set_match_key(Some("pool:0.25"));
+        let mut hello = Vec::new();
+        encode_client_hello("client:pool:0.25 -timeout=3", &mut hello);
+        conn.endpoint().receive(&hello);
+        conn.process().unwrap();
+        assert!(conn.admitted());
+        assert_eq!(conn.client_key().unwrap().timeout, Some(std::time::Duration::from_secs(3)));
+
+        let mut other = ServerConnection::new(ConnectionConfig::default());
+        other.set_match_key(None);
+        let mut hello = Vec::new();
+        encode_client_hello("client:", &mut hello);
+        other.endpoint().receive(&hello);
+        other.process().unwrap();
+        assert!(!other.admitted());
+        assert_eq!(other.endpoint().take_output(), 0xFF273i32.to_le_bytes());
+    }
+
+    #[test]
     fn long_call_is_offloaded_and_later_requests_wait_for_it() {
         let mut conn = initialized();
         let slow = call(&mut conn, "slow", vec![]);
