@@ -413,10 +413,10 @@ impl Server {
             };
             client.conn.set_match_key(match_key);
             client.conn.set_refusal((!room).then(|| {
+                let max = self.config.max_sessions;
                 format!(
-                    "tensor-rpc server is busy: it serves {} sessions, its limit \
-                     (--max-sessions); try again later",
-                    self.config.max_sessions
+                    "tensor-rpc server is busy: {max} sessions open, the most it serves \
+                     (--max-sessions {max}); try again later"
                 )
             }));
         }
