@@ -103,7 +103,25 @@ fn unknown_gemm_backend_is_refused_with_the_choices() {
 }
 
 #[test]
-fn gemm_backend_flag_selects_matrixmultiply() {
+fn gemm_backend_flag_selects_matrixmultiply_which_computes_a_matmul() {
+    use tensor_rpc::client::{Client, RemoteTensor};
     let server = start_ours(&["--gemm-backend", "matrixmultiply"]);
     assert!(server.log_text().contains("gemm backend matrixmultiply"), "{}", server.log_text());
+    let client = Client::connect(server.addr(), "").unwrap();
+    let dev = client.cpu(0);
+    let a = RemoteTensor::from_slice(&dev, &[2, 2], &[1.0f32, 2.0, 3.0, 4.0]).unwrap();
+    let c = RemoteTensor::empty(&dev, &[2, 2], a.dtype()).unwrap();
+    client
+        .function("tensor_rpc.matmul")
+        .unwrap()
+        .call(&[(&a).into(), (&a).into(), (&c).into()])
+        .unwrap();
+    assert_eq!(c.to_vec::<f32>().unwrap(), [7.0, 10.0, 15.0, 22.0]);
+}
+
+#[test]
+fn server_without_busy_poll_serves_calls() {
+    let server = start_ours(&["--busy-poll-us", "0"]);
+    assert!(server.log_text().contains("busy-poll 0 us"), "{}", server.log_text());
+    assert_eq!(stdout_of(&["call", "--addr", &server.addr(), "testing.echo", "7"]), "7\n");
 }

@@ -263,10 +263,11 @@ fn serve(args: ServerArgs) -> Result<()> {
         }
     })?;
     log::info!(
-        "at most {} sessions, memory limit per session {}, gemm backend {}",
+        "at most {} sessions, memory limit per session {}, gemm backend {}, busy-poll {} us",
         args.max_sessions,
         memory_limit.map_or("none".into(), |m| format!("{m} bytes")),
         args.gemm_backend,
+        args.busy_poll_us,
     );
     // Tests and scripts read the address from the end of this line.
     log::info!("tensor-rpc server listening on {}", server.local_addr()?);
