@@ -111,3 +111,24 @@ fn sigterm_exits_0_and_the_tracker_no_longer_lists_the_server() {
     assert!(log.contains("unregistered from"), "{log}");
     assert!(log.contains("session of") && log.contains("server shutting down"), "{log}");
 }
+
+#[test]
+fn a_match_key_taken_but_never_used_is_replaced_by_a_fresh_one() {
+    let tracker = start_tvm_tracker();
+    let _server = ours_with_tracker(&tracker, "unused");
+    assert!(wait_registered(&tracker, "unused", 1, Duration::from_secs(20)));
+    let free = || {
+        let mut client = TrackerClient::connect(tracker_addr(&tracker)).ok()?;
+        Some(client.summary().ok()?.queues.get("unused").map_or(0, |q| q.free))
+    };
+    assert!(wait_for(Duration::from_secs(5), || free() == Some(1)));
+    let mut client = TrackerClient::connect(tracker_addr(&tracker)).unwrap();
+    let taken = client.request("unused", 1, Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(free(), Some(0));
+    // TVM's server gives up on a taken key after about 8 s of polls; so does ours.
+    assert!(wait_for(Duration::from_secs(15), || free() == Some(1)), "no fresh key offered");
+    let stale = Client::connect(("127.0.0.1", taken.port), &taken.match_key);
+    assert!(stale.is_err(), "the replaced key is refused");
+    let fresh = Client::via_tracker(tracker_addr(&tracker), "unused", 1).unwrap();
+    assert!(fresh.function("testing.echo").is_ok());
+}
