@@ -5,7 +5,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=${TVM_VENV:-$root/target/tvm-venv}
-stamp=$venv/.tensor-rpc-ready
+# The stamp names what the venv holds; a venv made before tornado was added gets it then.
+stamp=$venv/.tensor-rpc-ready-with-tornado
 if [ ! -f "$stamp" ]; then
   echo "tvm-venv: creating $venv (apache-tvm 0.27, about 300 MB)" >&2
   python3 -m venv "$venv"
