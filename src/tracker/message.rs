@@ -382,6 +382,22 @@ mod tests {
         assert!(parse_success("PUT", &json!(0)).is_ok());
     }
 
+    /// Found by the tracker_messages fuzz target: a 50-digit integer parses as a float, and
+    /// without correctly rounded parsing its re-encoding decoded to a neighbouring float.
+    #[test]
+    fn reencoded_message_decodes_to_the_same_json() {
+        let text = "88888880888858888888888888888888888888888888888888";
+        let mut reader = MessageReader::new();
+        reader.push(&TRACKER_MAGIC.to_le_bytes());
+        reader.push(&frame(text));
+        reader.next_unit().unwrap();
+        let Some(Incoming::Message(first)) = reader.next_unit().unwrap() else { panic!() };
+        let mut again = Vec::new();
+        encode_json(&first, &mut again);
+        reader.push(&again);
+        assert_eq!(reader.next_unit().unwrap(), Some(Incoming::Message(first)));
+    }
+
     #[test]
     fn unexpected_replies_are_errors() {
         assert!(parse_success("PUT", &json!(-1)).is_err());
