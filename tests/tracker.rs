@@ -132,3 +132,25 @@ fn a_match_key_taken_but_never_used_is_replaced_by_a_fresh_one() {
     let fresh = Client::via_tracker(tracker_addr(&tracker), "unused", 1).unwrap();
     assert!(fresh.function("testing.echo").is_ok());
 }
+
+#[test]
+fn custom_addr_is_the_address_the_tracker_lists_and_hands_out() {
+    let tracker = start_tvm_tracker();
+    let server = start_ours(&[
+        "--tracker",
+        &tracker_addr(&tracker),
+        "--key",
+        "custom",
+        "--custom-addr",
+        "node7.example",
+    ]);
+    assert!(wait_registered(&tracker, "custom", 1, Duration::from_secs(20)));
+    let summary = TrackerClient::connect(tracker_addr(&tracker)).unwrap().summary().unwrap();
+    let listed = summary.servers.iter().find(|s| s.key == "server:custom").unwrap();
+    assert_eq!(listed.host.as_deref(), Some("node7.example"));
+    assert_eq!(listed.port, Some(server.port));
+    let mut client = TrackerClient::connect(tracker_addr(&tracker)).unwrap();
+    let assignment = client.request("custom", 1, Some(Duration::from_secs(5))).unwrap();
+    assert_eq!((assignment.host.as_str(), assignment.port), ("node7.example", server.port));
+    assert!(assignment.match_key.starts_with("custom:"), "{}", assignment.match_key);
+}
