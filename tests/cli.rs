@@ -6,7 +6,7 @@ mod support;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use support::servers::{start_ours, start_tvm_tracker, wait_for};
+use support::servers::{signal, start_ours, start_tvm_tracker, wait_for};
 
 fn tensor_rpc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tensor-rpc")).args(args).output().expect("run tensor-rpc")
@@ -124,4 +124,18 @@ fn server_without_busy_poll_serves_calls() {
     let server = start_ours(&["--busy-poll-us", "0"]);
     assert!(server.log_text().contains("busy-poll 0 us"), "{}", server.log_text());
     assert_eq!(stdout_of(&["call", "--addr", &server.addr(), "testing.echo", "7"]), "7\n");
+}
+
+#[test]
+fn sigint_stops_the_server_with_exit_code_0() {
+    let mut server = start_ours(&[]);
+    let client = tensor_rpc::client::Client::connect(server.addr(), "").unwrap();
+    signal(&server, "INT");
+    let mut status = None;
+    assert!(wait_for(Duration::from_secs(10), || {
+        status = server.child().try_wait().unwrap();
+        status.is_some()
+    }));
+    assert_eq!(status.unwrap().code(), Some(0), "{}", server.log_text());
+    assert!(client.function("testing.echo").is_err(), "its session was ended");
 }
