@@ -105,13 +105,34 @@ fn tracker_error(e: TrackerError) -> ClientError {
 impl Client {
     /// Asks TVM's tracker at `tracker_addr` for a server of `key` (waiting until one is free)
     /// and connects to it, as `rpc.connect_tracker(host, port).request(key, priority)`.
+    /// Like TVM's client it tries up to five times: a server may have replaced the match
+    /// key the tracker handed out, or gone away, in between.
     pub fn via_tracker(
         tracker_addr: impl ToSocketAddrs,
         key: &str,
         priority: i64,
     ) -> Result<Client, ClientError> {
-        let mut tracker = TrackerClient::connect(tracker_addr)?;
-        let Assignment { host, port, match_key } = tracker.request(key, priority, None)?;
-        Client::connect((host.as_str(), port), &match_key)
+        const ATTEMPTS: usize = 5;
+        let mut tracker = TrackerClient::connect(&tracker_addr)?;
+        let mut last_error = None;
+        for _ in 0..ATTEMPTS {
+            let Assignment { host, port, match_key } = match tracker.request(key, priority, None) {
+                Ok(assignment) => assignment,
+                Err(e @ (ClientError::Io { .. } | ClientError::Closed)) => {
+                    last_error = Some(e);
+                    tracker = TrackerClient::connect(&tracker_addr)?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            match Client::connect((host.as_str(), port), &match_key) {
+                Ok(client) => return Ok(client),
+                Err(e) => {
+                    log::debug!("server {host}:{port} from the tracker refused: {e}; retrying");
+                    last_error = Some(e);
+                }
+            }
+        }
+        Err(last_error.expect("at least one attempt"))
     }
 }
