@@ -5,3 +5,4 @@ pub mod kernels;
 pub mod ringbuf;
 pub mod server;
 pub mod session;
+pub mod tracker;

@@ -13,14 +13,17 @@
 //!
 //! [`Channel`] is the connection (a client-mode endpoint on a socket), [`ClientSession`]
 //! the `Session` of the remote server over it, and [`Client`] the typed API on top.
+//! [`TrackerClient`] asks TVM's tracker for a server ([`Client::via_tracker`]).
 //! The client needs no server code.
 
 mod api;
 mod channel;
 mod error;
 mod session;
+mod tracker;
 
 pub use api::{Arg, Client, Element, RemoteDevice, RemoteFunction, RemoteTensor};
 pub use channel::{Channel, ChannelOptions, Reply};
 pub use error::ClientError;
 pub use session::{ClientSession, MAX_PACKET_FUNCTION};
+pub use tracker::TrackerClient;

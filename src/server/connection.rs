@@ -52,6 +52,15 @@ pub struct ServerConnection {
     job_running: bool,
     /// This connection's slot among the server's relays, while it relays.
     relay_permit: Option<RelayPermit>,
+    /// The match key a client must present now; `None` refuses every key.
+    match_key: Option<String>,
+    /// Set while the server is full: a client whose key matches is told why it cannot have
+    /// a session (an Exception in answer to InitServer) and the connection closes.
+    refusal: Option<String>,
+    /// Whether the handshake was accepted for a session (not refused).
+    admitted: bool,
+    /// When the handshake was accepted.
+    admitted_at: Option<Instant>,
 }
 
 /// What [`ServerConnection::process`] leaves to its driver.
@@ -108,13 +117,47 @@ impl ServerConnection {
         ServerConnection {
             endpoint: Endpoint::server(config.endpoint.clone()),
             session: None,
-            config,
             client_key: None,
             requests: 0,
             opened: Instant::now(),
             job_running: false,
             relay_permit: None,
+            match_key: Some(config.match_key.clone()),
+            refusal: None,
+            admitted: false,
+            admitted_at: None,
+            config,
         }
+    }
+
+    /// Changes the match key a client must present (before the handshake; a tracker hands
+    /// out a fresh key for every session). `None` refuses every key.
+    pub fn set_match_key(&mut self, key: Option<&str>) {
+        if self.match_key.as_deref() != key {
+            self.match_key = key.map(str::to_owned);
+        }
+    }
+
+    /// While `Some`, a client whose key matches is refused a session with this message
+    /// (as an Exception in answer to its InitServer, which TVM's client raises with the
+    /// message); the connection then closes. Only the handshake is affected.
+    pub fn set_refusal(&mut self, message: Option<String>) {
+        self.refusal = message;
+    }
+
+    /// Whether the client's handshake was accepted for a session.
+    pub fn admitted(&self) -> bool {
+        self.admitted
+    }
+
+    /// When the client's handshake was accepted for a session.
+    pub fn admitted_at(&self) -> Option<Instant> {
+        self.admitted_at
+    }
+
+    /// Whether the handshake is over (accepted, refused or rejected).
+    pub fn handshake_done(&self) -> bool {
+        self.client_key.is_some()
     }
 
     pub fn endpoint(&mut self) -> &mut Endpoint {
@@ -184,13 +227,24 @@ impl ServerConnection {
             };
             match event {
                 Event::ClientHello(key) => {
-                    if key.matches(&self.config.match_key) {
+                    if self.match_key.as_deref().is_some_and(|m| key.matches(m)) {
                         self.endpoint.accept(&self.config.server_key);
+                        if self.refusal.is_none() {
+                            self.admitted = true;
+                            self.admitted_at = Some(Instant::now());
+                        }
                     } else {
                         log::warn!("refused client key {:?}", key.raw);
                         self.endpoint.reject(HandshakeStatus::Mismatch);
                     }
                     self.client_key = Some(key);
+                }
+                Event::Request(Packet::InitServer { .. }) if !self.admitted => {
+                    let message = self.refusal.clone().unwrap_or_else(|| "no session".into());
+                    log::warn!("refused a session: {message}");
+                    self.reply(&Packet::Exception(message));
+                    self.endpoint.close();
+                    return Ok(Progress::Idle);
                 }
                 Event::Request(Packet::InitServer { version, args }) => {
                     self.requests += 1;
@@ -382,6 +436,43 @@ mod tests {
         conn.process().unwrap();
         assert_eq!(conn.endpoint().take_output(), 0xFF273i32.to_le_bytes());
         assert!(conn.is_finished());
+    }
+
+    #[test]
+    fn full_server_answers_init_server_with_its_refusal_and_closes() {
+        let mut conn = ServerConnection::new(ConnectionConfig::default());
+        conn.set_refusal(Some("busy: 64 sessions".into()));
+        let mut hello = Vec::new();
+        encode_client_hello("client:", &mut hello);
+        conn.endpoint().receive(&hello);
+        conn.endpoint().receive(&frame(&init_server()));
+        conn.process().unwrap();
+        assert!(!conn.admitted());
+        let out = conn.endpoint().take_output();
+        assert!(out.starts_with(&0xFF271i32.to_le_bytes()), "the handshake succeeds");
+        assert!(out.ends_with(&frame(&Packet::Exception("busy: 64 sessions".into()))));
+        assert!(conn.is_finished());
+    }
+
+    #[test]
+    fn match_key_set_after_creation_is_the_one_required() {
+        let mut conn = ServerConnection::new(ConnectionConfig::default());
+        conn.set_match_key(Some("pool:0.25"));
+        let mut hello = Vec::new();
+        encode_client_hello("client:pool:0.25 -timeout=3", &mut hello);
+        conn.endpoint().receive(&hello);
+        conn.process().unwrap();
+        assert!(conn.admitted());
+        assert_eq!(conn.client_key().unwrap().timeout, Some(std::time::Duration::from_secs(3)));
+
+        let mut other = ServerConnection::new(ConnectionConfig::default());
+        other.set_match_key(None);
+        let mut hello = Vec::new();
+        encode_client_hello("client:", &mut hello);
+        other.endpoint().receive(&hello);
+        other.process().unwrap();
+        assert!(!other.admitted());
+        assert_eq!(other.endpoint().take_output(), 0xFF273i32.to_le_bytes());
     }
 
     #[test]

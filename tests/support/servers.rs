@@ -179,3 +179,46 @@ pub fn run_python_raw(script: &str, args: &[String]) -> Output {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Starts TVM 0.27's `python -m tvm.exec.rpc_tracker` on a free port.
+pub fn start_tvm_tracker() -> ServerProcess {
+    start_tvm_tracker_on(free_port())
+}
+
+/// Starts TVM's tracker on `port` (again, after a previous one there was killed).
+pub fn start_tvm_tracker_on(port: u16) -> ServerProcess {
+    let mut cmd = Command::new(tvm_python());
+    cmd.args(["-m", "tvm.exec.rpc_tracker", "--host", "127.0.0.1"]).args([
+        "--port",
+        &port.to_string(),
+        "--port-end",
+        &(port + 1).to_string(),
+    ]);
+    let (child, log) = spawn_logged(cmd, "tvm-tracker");
+    let mut tracker = ServerProcess { child, port, log, name: "tvm-tracker".into() };
+    wait_until_listening(&mut tracker);
+    tracker
+}
+
+/// Sends `signal` (e.g. "TERM") to the process alone, not its group.
+pub fn signal(server: &ServerProcess, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &server.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{signal} {} failed", server.pid());
+}
+
+/// Waits until `check` holds, polling every 50 ms; false if `limit` passes first.
+pub fn wait_for(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
