@@ -110,6 +110,8 @@ fn concurrent_clients_with_a_mixed_workload_get_every_answer_right() {
     let server_usage = Arc::clone(&usage);
     let server = InProcessServer::start(move |config| {
         config.connection.session.usage = server_usage;
+        // Every client at once, whatever the default limit.
+        config.max_sessions = clients;
     });
     let addr = server.addr;
     let until = Instant::now() + duration;
