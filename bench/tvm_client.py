@@ -57,16 +57,19 @@ def transfer(port, mib, repeat, direction):
 
 
 def _echo_worker(port, secs, start, out):
-    r = connect(port)
-    f = r.get_function("testing.echo")
-    f(0)
-    start.wait()
-    n = 0
-    end = time.perf_counter() + secs
-    while time.perf_counter() < end:
-        f(n)
-        n += 1
-    out.put(n)
+    try:
+        r = connect(port)
+        f = r.get_function("testing.echo")
+        f(0)
+        start.wait()
+        n = 0
+        end = time.perf_counter() + secs
+        while time.perf_counter() < end:
+            f(n)
+            n += 1
+        out.put((n, None))
+    except Exception as e:  # reported, so the parent never waits for a dead worker
+        out.put((0, f"{type(e).__name__}: {e}"))
 
 
 def concurrent(port, clients, secs):
@@ -80,11 +83,23 @@ def concurrent(port, clients, secs):
     time.sleep(1.0)
     t = time.perf_counter()
     start.set()
-    total = sum(out.get() for _ in procs)
+    total, errors = 0, []
+    for _ in procs:
+        try:
+            n, error = out.get(timeout=clients * secs + 120)
+        except Exception:
+            errors.append("no result from a client process")
+            break
+        total += n
+        if error:
+            errors.append(error)
     wall = time.perf_counter() - t
     for p in procs:
-        p.join()
-    return {"calls_s": total / wall, "calls": total, "wall_s": wall}
+        p.join(timeout=5)
+        if p.is_alive():
+            p.kill()
+    return {"calls_s": total / wall, "calls": total, "wall_s": wall, "errors": errors[:3],
+            "failed_clients": len(errors)}
 
 
 def matmul(port, n, repeat):

@@ -103,10 +103,10 @@ fn unknown_gemm_backend_is_refused_with_the_choices() {
 }
 
 #[test]
-fn gemm_backend_flag_selects_matrixmultiply_which_computes_a_matmul() {
+fn gemm_backend_flag_selects_gemm_crate_which_computes_a_matmul() {
     use tensor_rpc::client::{Client, RemoteTensor};
-    let server = start_ours(&["--gemm-backend", "matrixmultiply"]);
-    assert!(server.log_text().contains("gemm backend matrixmultiply"), "{}", server.log_text());
+    let server = start_ours(&["--gemm-backend", "gemm-crate"]);
+    assert!(server.log_text().contains("gemm backend gemm-crate"), "{}", server.log_text());
     let client = Client::connect(server.addr(), "").unwrap();
     let dev = client.cpu(0);
     let a = RemoteTensor::from_slice(&dev, &[2, 2], &[1.0f32, 2.0, 3.0, 4.0]).unwrap();
