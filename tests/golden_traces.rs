@@ -11,27 +11,10 @@ mod support;
 
 use std::collections::HashMap;
 
+use support::streams::rewrite_handles;
 use support::trace::{Trace, split_client, split_frames, split_server};
 use tensor_rpc::endpoint::codec::{DecodeLimits, Packet, Value};
 use tensor_rpc::server::{ConnectionConfig, ServerConnection};
-
-/// Replaces every 8-byte little-endian occurrence of a TVM handle with ours.
-fn rewrite_handles(frame: &[u8], handles: &HashMap<u64, u64>) -> Vec<u8> {
-    let mut out = frame.to_vec();
-    for (&theirs, &ours) in handles {
-        let (from, to) = (theirs.to_le_bytes(), ours.to_le_bytes());
-        let mut i = 0;
-        while i + 8 <= out.len() {
-            if out[i..i + 8] == from {
-                out[i..i + 8].copy_from_slice(&to);
-                i += 8;
-            } else {
-                i += 1;
-            }
-        }
-    }
-    out
-}
 
 fn decode_frame(frame: &[u8]) -> Packet<'_> {
     Packet::decode(&frame[8..], &DecodeLimits::default()).expect("a valid reply")
