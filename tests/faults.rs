@@ -18,7 +18,7 @@ use support::raw::InProcessServer;
 use support::streams::{frame, hello};
 use tensor_rpc::client::Client;
 use tensor_rpc::endpoint::codec::{
-    DataType, DecodeLimits, Device, PROTOCOL_VERSION, Packet, Syscall, TensorRecord, Value,
+    DataType, DecodeLimits, PROTOCOL_VERSION, Packet, Syscall, TensorRecord, Value,
 };
 use tensor_rpc::server::{ConnectionConfig, ServerConnection};
 use tensor_rpc::session::{ServerUsage, UsageSnapshot};
@@ -93,13 +93,7 @@ fn script() -> Script {
     let Value::Handle(matmul) = send(&mut stream, frame(&lookup))[0] else { panic!() };
     let mut tensors = Vec::new();
     for _ in 0..3 {
-        let mut record = TensorRecord {
-            data: 0,
-            device: Device::cpu(0),
-            dtype: DataType::FLOAT32,
-            shape: vec![N, N],
-            byte_offset: 0,
-        };
+        let mut record = TensorRecord::unallocated_cpu(DataType::FLOAT32, &[N, N]);
         let alloc = Syscall::DevAllocDataWithScope { tensor: record.clone(), scope: None };
         let Value::Handle(h) = send(&mut stream, frame(&Packet::Syscall(alloc)))[0] else {
             panic!()

@@ -348,7 +348,7 @@ impl ServerConnection {
 mod tests {
     use super::*;
     use crate::endpoint::codec::handshake::encode_client_hello;
-    use crate::endpoint::codec::{DataType, Device, Syscall, TensorRecord};
+    use crate::endpoint::codec::{DataType, Syscall, TensorRecord};
 
     fn frame(packet: &Packet<'_>) -> Vec<u8> {
         let mut out = Vec::new();
@@ -497,13 +497,7 @@ mod tests {
     #[test]
     fn copy_from_remote_beyond_the_tensor_is_refused_without_reserving_its_bytes() {
         let mut conn = initialized();
-        let mut record = TensorRecord {
-            data: 0,
-            device: Device::cpu(0),
-            dtype: DataType::FLOAT32,
-            shape: vec![4],
-            byte_offset: 0,
-        };
+        let mut record = TensorRecord::unallocated_cpu(DataType::FLOAT32, &[4]);
         let alloc = Syscall::DevAllocDataWithScope { tensor: record.clone(), scope: None };
         conn.endpoint().receive(&frame(&Packet::Syscall(alloc)));
         conn.process_inline().unwrap();

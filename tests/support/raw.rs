@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tensor_rpc::endpoint::codec::{
-    DataType, DecodeLimits, Device, PROTOCOL_VERSION, Packet, Syscall, TensorRecord, Value,
+    DataType, DecodeLimits, PROTOCOL_VERSION, Packet, Syscall, TensorRecord, Value,
 };
 use tensor_rpc::server::{Server, ServerConfig, ShutdownHandle};
 
@@ -159,13 +159,7 @@ impl RawConn {
 
     /// Allocates a compact tensor and returns its record.
     pub fn tensor(&mut self, dtype: DataType, shape: &[i64]) -> TensorRecord {
-        let mut record = TensorRecord {
-            data: 0,
-            device: Device::cpu(0),
-            dtype,
-            shape: shape.to_vec(),
-            byte_offset: 0,
-        };
+        let mut record = TensorRecord::unallocated_cpu(dtype, shape);
         match self.syscall(Syscall::DevAllocDataWithScope { tensor: record.clone(), scope: None }) {
             Value::Handle(h) => record.data = h,
             other => panic!("allocation returned {other:?}"),

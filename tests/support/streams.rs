@@ -101,7 +101,7 @@ pub fn our_client_stream(trace: &str) -> Vec<u8> {
 /// reduced, run through a graph and timed, downloaded and freed. Built against a connection
 /// of ours, so the handles in it are the ones a fresh connection issues.
 pub fn compute_session_stream() -> Vec<u8> {
-    use tensor_rpc::endpoint::codec::{DataType, Device, PROTOCOL_VERSION, Syscall, TensorRecord};
+    use tensor_rpc::endpoint::codec::{DataType, PROTOCOL_VERSION, Syscall, TensorRecord};
     let mut dry = ServerConnection::new(ConnectionConfig::default());
     let mut stream = Vec::new();
     let mut send = |stream: &mut Vec<u8>, bytes: Vec<u8>| -> Vec<Value> {
@@ -119,13 +119,7 @@ pub fn compute_session_stream() -> Vec<u8> {
     send(&mut stream, frame(&init));
     let mut tensors = Vec::new();
     for _ in 0..3 {
-        let mut record = TensorRecord {
-            data: 0,
-            device: Device::cpu(0),
-            dtype: DataType::FLOAT32,
-            shape: vec![2, 2],
-            byte_offset: 0,
-        };
+        let mut record = TensorRecord::unallocated_cpu(DataType::FLOAT32, &[2, 2]);
         let alloc = Syscall::DevAllocDataWithScope { tensor: record.clone(), scope: None };
         if let [Value::Handle(h)] = send(&mut stream, frame(&Packet::Syscall(alloc)))[..] {
             record.data = h;

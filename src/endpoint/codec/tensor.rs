@@ -126,6 +126,18 @@ pub struct TensorRecord {
 }
 
 impl TensorRecord {
+    /// A compact tensor on CPU 0 with no data yet: what a client sends to have it allocated
+    /// (`DevAllocDataWithScope`), then fills in with the handle it gets back.
+    pub fn unallocated_cpu(dtype: DataType, shape: &[i64]) -> Self {
+        TensorRecord {
+            data: 0,
+            device: Device::cpu(0),
+            dtype,
+            shape: shape.to_vec(),
+            byte_offset: 0,
+        }
+    }
+
     /// Number of elements (1 for a 0-d tensor). Checked at decode time not to overflow.
     pub fn num_elements(&self) -> u64 {
         self.shape.iter().map(|&d| d as u64).product()

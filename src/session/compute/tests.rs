@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::endpoint::codec::{DataType, Device, Packet, TensorRecord, Value};
+use crate::endpoint::codec::{DataType, Packet, TensorRecord, Value};
 use crate::session::{
     FunctionRegistry, LocalSession, Placement, Session, SessionConfig, SessionError,
 };
@@ -20,13 +20,7 @@ const F64: DataType = DataType::new(DataType::FLOAT, 64, 1);
 const I32: DataType = DataType::new(DataType::INT, 32, 1);
 
 fn tensor(s: &mut LocalSession, dtype: DataType, shape: &[i64]) -> TensorRecord {
-    let mut record = TensorRecord {
-        data: 0,
-        device: Device::cpu(0),
-        dtype,
-        shape: shape.to_vec(),
-        byte_offset: 0,
-    };
+    let mut record = TensorRecord::unallocated_cpu(dtype, shape);
     record.data = s.dev_alloc_data_with_scope(&record, None).unwrap();
     record
 }
