@@ -1,6 +1,7 @@
-//! GEMM through the pure-Rust `gemm` crate, parallelised on rayon's global
-//! pool (`Parallelism::Rayon(0)` = as many threads as rayon has). The crate
-//! itself falls back to one thread below its size threshold.
+//! GEMM through the pure-Rust `gemm` crate, parallelised on the rayon pool
+//! it is called in, the shared GEMM pool (`Parallelism::Rayon(0)` = as many
+//! threads as that pool has). The crate itself falls back to one thread below
+//! its size threshold.
 
 use gemm::Parallelism;
 
@@ -8,7 +9,7 @@ use crate::kernels::gemm::{GemmKernel, GemmProblem};
 
 pub(crate) struct GemmCrateKernel;
 
-/// Let the crate use every thread of rayon's global pool.
+/// Let the crate use every thread of the pool it runs in.
 const PARALLELISM: Parallelism = Parallelism::Rayon(0);
 
 impl GemmKernel for GemmCrateKernel {

@@ -1,6 +1,5 @@
-//! GEMM through the `matrixmultiply` crate (with its `threading` feature,
-//! which sizes its pool from `MATMUL_NUM_THREADS` or the physical core
-//! count).
+//! GEMM through the `matrixmultiply` crate, single-threaded (its `threading`
+//! feature is off): `pool` runs one call per row band on each core.
 
 use crate::kernels::gemm::{GemmKernel, GemmProblem};
 

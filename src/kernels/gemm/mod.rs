@@ -1,12 +1,12 @@
 //! Single-matrix GEMM (`c = a · b`) behind one small interface, with two
 //! interchangeable backends:
 //!
-//! * `matrixmultiply` (sgemm/dgemm, its own thread pool): portable, always
-//!   compiled in;
+//! * `matrixmultiply` (sgemm/dgemm): portable, always compiled in, and the
+//!   default. Its single-threaded kernels run on row bands of `c`, one per
+//!   core of a shared pool (see `pool`);
 //! * the pure-Rust `gemm` crate with rayon parallelism, compiled in with the
-//!   default cargo feature `gemm-crate`. It looked about twice as fast in an
-//!   isolated benchmark, but through the RPC (bench/run.py) it measured slower
-//!   than matrixmultiply, so matrixmultiply is the default backend.
+//!   default cargo feature `gemm-crate`. It measured slower here, both alone
+//!   and through the RPC.
 //!
 //! Both backends receive a `GemmProblem`, whose constructor proves that every
 //! element the backend will touch lies inside the slices; that is what makes
@@ -15,6 +15,7 @@
 #[cfg(feature = "gemm-crate")]
 mod gemm_crate_backend;
 mod matrixmultiply_backend;
+mod pool;
 
 use std::fmt;
 
@@ -24,7 +25,8 @@ use crate::kernels::error::KernelError;
 /// Which GEMM implementation `matmul` uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GemmBackend {
-    /// The `matrixmultiply` crate (portable; always available).
+    /// The `matrixmultiply` crate's kernels on row bands across the cores
+    /// (portable; always available).
     MatrixMultiply,
     /// The `gemm` crate with rayon parallelism (needs cargo feature
     /// `gemm-crate`, on by default).
@@ -55,9 +57,9 @@ impl GemmBackend {
 }
 
 impl Default for GemmBackend {
-    /// matrixmultiply: measured faster here through the RPC (bench/run.py, quiet 2-core
-    /// machine, f32: 119 vs 94 GFLOP/s at 1024, 143 vs 119 at 2048), where the `gemm` crate
-    /// had looked faster in isolation. `--gemm-backend gemm-crate` selects the other.
+    /// matrixmultiply: measured faster on the 2-core machine, alone (single-threaded 65–70 vs
+    /// 51 GFLOP/s f32 at 1024–2048) and through the RPC (bench/run.py). `--gemm-backend
+    /// gemm-crate` selects the other.
     fn default() -> Self {
         GemmBackend::MatrixMultiply
     }
@@ -71,7 +73,7 @@ impl fmt::Display for GemmBackend {
 
 /// A read-only strided matrix: element `(i, j)` is
 /// `data[i * row_stride + j * col_stride]`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub(crate) struct MatRef<'a, T> {
     pub data: &'a [T],
     pub rows: usize,
@@ -79,6 +81,15 @@ pub(crate) struct MatRef<'a, T> {
     pub row_stride: usize,
     pub col_stride: usize,
 }
+
+// A view is copyable whatever `T` is (derive would demand `T: Copy`).
+impl<T> Clone for MatRef<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for MatRef<'_, T> {}
 
 impl<T> MatRef<'_, T> {
     /// Whether every element lies inside `data`, and every stride and
@@ -182,14 +193,16 @@ pub(crate) fn gemm<T: GemmElement + Default>(
         .ok_or(KernelError::Internal { op: "matmul", detail: "gemm operand out of bounds" })?;
     match backend {
         GemmBackend::MatrixMultiply => {
-            T::run::<matrixmultiply_backend::MatrixMultiplyKernel>(problem)
+            pool::run_in_row_bands::<T, matrixmultiply_backend::MatrixMultiplyKernel>(problem)
         }
         #[cfg(feature = "gemm-crate")]
-        GemmBackend::GemmCrate => T::run::<gemm_crate_backend::GemmCrateKernel>(problem),
+        GemmBackend::GemmCrate => {
+            pool::install(|| T::run::<gemm_crate_backend::GemmCrateKernel>(problem));
+            Ok(())
+        }
         #[cfg(not(feature = "gemm-crate"))]
-        GemmBackend::GemmCrate => return Err(KernelError::BackendUnavailable { backend }),
+        GemmBackend::GemmCrate => Err(KernelError::BackendUnavailable { backend }),
     }
-    Ok(())
 }
 
 #[cfg(test)]

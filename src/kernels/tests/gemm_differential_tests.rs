@@ -91,6 +91,34 @@ proptest! {
     }
 }
 
+/// Large enough (m·n·k ≈ 1.5 M) that the default backend splits it into
+/// row bands across the GEMM pool's threads.
+#[test]
+fn gemm_backends_agree_on_a_product_split_into_row_bands() {
+    let mut rng = Rng::new(7);
+    for options in
+        [MatmulOptions::default(), MatmulOptions { transpose_a: true, transpose_b: true }]
+    {
+        let (m, k, n) = (150i64, 90i64, 110i64);
+        let a_shape = if options.transpose_a { [k, m] } else { [m, k] };
+        let b_shape = if options.transpose_b { [n, k] } else { [k, n] };
+        let a = operand(&mut rng, DType::Float64, &a_shape);
+        let b = operand(&mut rng, DType::Float64, &b_shape);
+        let (expected, _) = reference::matmul(
+            &a.to_f64s(),
+            &a_shape,
+            &b.to_f64s(),
+            &b_shape,
+            options.transpose_a,
+            options.transpose_b,
+        );
+        for &backend in GemmBackend::available() {
+            let out = run(&a, &b, options, backend);
+            assert_close(&out.to_f64s(), &expected, 1e-12, 1e-12);
+        }
+    }
+}
+
 #[cfg(feature = "gemm-crate")]
 #[test]
 fn both_backends_are_compiled_in_by_default() {
