@@ -232,7 +232,13 @@ impl Server {
                 continue;
             }
             self.handle(&events);
-            spin_until = Instant::now() + self.config.busy_poll;
+            // Spin for the next request only while no compute job runs: a job needs every
+            // core (GEMM runs one thread per core), and its end wakes the loop anyway.
+            spin_until = if self.workers.computing() {
+                Instant::now()
+            } else {
+                Instant::now() + self.config.busy_poll
+            };
             // Events can bring deadlines forward (a new connection's handshake timer).
             next_timer = next_timer.min(Instant::now() + Duration::from_millis(100));
         }

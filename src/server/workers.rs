@@ -41,6 +41,8 @@ type JobQueue = Arc<Mutex<Receiver<(JobOwner, Job)>>>;
 pub struct WorkerPool {
     sender: Option<Sender<(JobOwner, Job)>>,
     threads: Vec<JoinHandle<()>>,
+    /// Compute jobs submitted and not yet finished.
+    computing: Arc<AtomicUsize>,
     completed: Queue,
     waker: Arc<Waker>,
     network: NetworkPool,
@@ -61,14 +63,16 @@ impl WorkerPool {
         let (sender, receiver) = mpsc::channel::<(JobOwner, Job)>();
         let receiver = Arc::new(Mutex::new(receiver));
         let completed: Queue = Arc::default();
+        let computing: Arc<AtomicUsize> = Arc::default();
         let mut threads = Vec::new();
         for i in 0..workers.max(1) {
             let receiver = Arc::clone(&receiver);
             let completed = Arc::clone(&completed);
             let waker = Arc::clone(&waker);
+            let computing = Arc::clone(&computing);
             let thread = std::thread::Builder::new()
                 .name(format!("tensor-rpc-worker-{i}"))
-                .spawn(move || work(&receiver, &completed, &waker))?;
+                .spawn(move || work(&receiver, &completed, &waker, &computing))?;
             threads.push(thread);
         }
         let (network_sender, network_receiver) = mpsc::channel();
@@ -78,18 +82,25 @@ impl WorkerPool {
             idle: Arc::default(),
             idle_timeout: network_idle,
         };
-        Ok(WorkerPool { sender: Some(sender), threads, completed, waker, network })
+        Ok(WorkerPool { sender: Some(sender), threads, computing, completed, waker, network })
     }
 
     pub fn submit(&self, owner: JobOwner, job: Job) {
         if job.placement() == Placement::Network {
             return self.submit_network(owner, job);
         }
+        self.computing.fetch_add(1, Ordering::SeqCst);
         if let Some(sender) = &self.sender
             && sender.send((owner, job)).is_err()
         {
+            self.computing.fetch_sub(1, Ordering::SeqCst);
             log::error!("worker pool is gone; job of connection {} dropped", owner.id);
         }
+    }
+
+    /// Whether a compute job is queued or running: the cores are then busy with it.
+    pub fn computing(&self) -> bool {
+        self.computing.load(Ordering::SeqCst) > 0
     }
 
     fn submit_network(&self, owner: JobOwner, job: Job) {
@@ -131,11 +142,19 @@ impl Drop for WorkerPool {
     }
 }
 
-fn work(receiver: &Mutex<Receiver<(JobOwner, Job)>>, completed: &Queue, waker: &Waker) {
+fn work(
+    receiver: &Mutex<Receiver<(JobOwner, Job)>>,
+    completed: &Queue,
+    waker: &Waker,
+    computing: &AtomicUsize,
+) {
     loop {
         let next = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok((owner, job)) = next else { return };
-        run(owner, job, completed, waker);
+        run(owner, job, completed);
+        // Counted done before the loop is woken, so the woken loop sees it.
+        computing.fetch_sub(1, Ordering::SeqCst);
+        wake(waker);
     }
 }
 
@@ -151,7 +170,8 @@ fn network_work(
         let next = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv_timeout(idle_timeout);
         match next {
             Ok((owner, job)) => {
-                run(owner, job, completed, waker);
+                run(owner, job, completed);
+                wake(waker);
                 idle.fetch_add(1, Ordering::SeqCst);
             }
             Err(RecvTimeoutError::Timeout) => {
@@ -168,8 +188,8 @@ fn network_work(
     }
 }
 
-/// Runs one job and queues its completion for the event loop.
-fn run(owner: JobOwner, job: Job, completed: &Queue, waker: &Waker) {
+/// Runs one job and queues its completion for the event loop (which the caller wakes).
+fn run(owner: JobOwner, job: Job, completed: &Queue) {
     let completion = match catch_unwind(AssertUnwindSafe(|| job.run())) {
         Ok(done) => Completion::Done(done),
         Err(panic) => Completion::Panicked(
@@ -181,6 +201,9 @@ fn run(owner: JobOwner, job: Job, completed: &Queue, waker: &Waker) {
         ),
     };
     completed.lock().unwrap_or_else(|e| e.into_inner()).push((owner, completion));
+}
+
+fn wake(waker: &Waker) {
     if let Err(e) = waker.wake() {
         log::error!("cannot wake the event loop: {e}");
     }
