@@ -16,6 +16,12 @@ const BLOCK: usize = 64;
 /// Largest alignment a client may ask for.
 pub const MAX_ALIGNMENT: u64 = 4096;
 
+/// Allocations at least this large ask the kernel for transparent huge pages, as numpy does
+/// for its arrays (same threshold). Fewer TLB misses in the kernels: SGEMM through the RPC went
+/// from 0.84–0.88× to 0.92–0.95× of numpy at 1024 and from 0.91× to 0.92–0.94× at 2048 (two
+/// side-by-side runs), numpy's own operands being on huge pages.
+const HUGE_PAGES_FROM: usize = 4 << 20;
+
 /// One allocation handed out by DevAllocData.
 pub struct DeviceMemory {
     blocks: Box<[Block]>,
@@ -46,6 +52,9 @@ impl DeviceMemory {
             .map_err(|_| SessionError::AllocationFailed { nbytes })?;
         let blocks = bytemuck::allocation::try_zeroed_slice_box::<Block>(block_count)
             .map_err(|()| SessionError::AllocationFailed { nbytes })?;
+        if len >= HUGE_PAGES_FROM {
+            advise_huge_pages(&blocks);
+        }
         let address = blocks.as_ptr() as usize;
         let align = alignment.max(1) as usize;
         let start = (align - address % align) % align;
@@ -79,6 +88,31 @@ impl DeviceMemory {
     }
 }
 
+/// Asks the kernel to back the whole pages inside `blocks` with transparent huge pages where it
+/// can (Linux; elsewhere, or where the kernel declines, nothing changes but speed).
+fn advise_huge_pages(blocks: &[Block]) {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let first = blocks.as_ptr() as usize;
+        let start = first.next_multiple_of(PAGE);
+        let end = (first + std::mem::size_of_val(blocks)) / PAGE * PAGE;
+        if end > start {
+            // SAFETY: [start, end) is a page-aligned range inside `blocks`, an allocation this
+            // process owns and keeps alive across the call. MADV_HUGEPAGE only changes how the
+            // kernel backs those pages; their contents and validity stay as they are.
+            let advised = unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE)
+            };
+            if advised != 0 {
+                log::debug!("no huge pages for device memory: {}", std::io::Error::last_os_error());
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = blocks;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +122,15 @@ mod tests {
         let m = DeviceMemory::allocate(100, 64).unwrap();
         assert_eq!(m.len(), 100);
         assert!(m.bytes().iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn allocation_large_enough_for_huge_pages_is_zeroed_and_writable() {
+        let mut m = DeviceMemory::allocate(HUGE_PAGES_FROM as u64 + 100, 4096).unwrap();
+        assert!(m.bytes().iter().all(|&b| b == 0));
+        m.bytes_mut().fill(7);
+        assert!(m.bytes().iter().all(|&b| b == 7));
+        assert_eq!(m.bytes().as_ptr() as usize % 4096, 0);
     }
 
     #[test]
