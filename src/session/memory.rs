@@ -16,15 +16,25 @@ const BLOCK: usize = 64;
 /// Largest alignment a client may ask for.
 pub const MAX_ALIGNMENT: u64 = 4096;
 
-/// Allocations at least this large ask the kernel for transparent huge pages, as numpy does
-/// for its arrays (same threshold). Fewer TLB misses in the kernels: SGEMM through the RPC went
-/// from 0.84–0.88× to 0.92–0.95× of numpy at 1024 and from 0.91× to 0.92–0.94× at 2048 (two
-/// side-by-side runs), numpy's own operands being on huge pages.
-const HUGE_PAGES_FROM: usize = 4 << 20;
+/// Allocations at least this large are anonymous mappings of their own, with transparent huge
+/// pages advised, as numpy does for its arrays (same threshold). Fewer TLB misses in the kernels:
+/// SGEMM through the RPC went from 0.84–0.88× to 0.92–0.95× of numpy at 1024 (two side-by-side
+/// runs), numpy's own operands being on huge pages. A mapping starts untouched, so the advice
+/// comes before any page is faulted in (an aligned heap block is zeroed by writing it), is
+/// page-aligned (every alignment a client may ask for) and goes back to the system on drop.
+const MAPPED_FROM: usize = 4 << 20;
+
+/// Where an allocation's bytes live.
+enum Storage {
+    /// Zeroed blocks from the heap.
+    Blocks(Box<[Block]>),
+    /// An anonymous private mapping: zero-filled by the kernel page by page.
+    Mapped(memmap2::MmapMut),
+}
 
 /// One allocation handed out by DevAllocData.
 pub struct DeviceMemory {
-    blocks: Box<[Block]>,
+    storage: Storage,
     /// Offset of the first usable byte, for alignments beyond a block's.
     start: usize,
     len: usize,
@@ -45,20 +55,24 @@ impl DeviceMemory {
                 "alignment {alignment} is not a power of two up to {MAX_ALIGNMENT}"
             )));
         }
-        let slack = alignment.saturating_sub(BLOCK as u64);
         let len = usize::try_from(nbytes).map_err(|_| SessionError::AllocationFailed { nbytes })?;
+        if len >= MAPPED_FROM {
+            // Page-aligned, so aligned to anything up to MAX_ALIGNMENT: the bytes start at 0.
+            let mapping = memmap2::MmapMut::map_anon(len)
+                .map_err(|_| SessionError::AllocationFailed { nbytes })?;
+            advise_huge_pages(&mapping);
+            return Ok(DeviceMemory { storage: Storage::Mapped(mapping), start: 0, len });
+        }
+        let slack = alignment.saturating_sub(BLOCK as u64);
         let total = nbytes.checked_add(slack).ok_or(SessionError::AllocationFailed { nbytes })?;
         let block_count = usize::try_from(total.div_ceil(BLOCK as u64))
             .map_err(|_| SessionError::AllocationFailed { nbytes })?;
         let blocks = bytemuck::allocation::try_zeroed_slice_box::<Block>(block_count)
             .map_err(|()| SessionError::AllocationFailed { nbytes })?;
-        if len >= HUGE_PAGES_FROM {
-            advise_huge_pages(&blocks);
-        }
         let address = blocks.as_ptr() as usize;
         let align = alignment.max(1) as usize;
         let start = (align - address % align) % align;
-        Ok(DeviceMemory { blocks, start, len })
+        Ok(DeviceMemory { storage: Storage::Blocks(blocks), start, len })
     }
 
     pub fn len(&self) -> usize {
@@ -70,12 +84,19 @@ impl DeviceMemory {
     }
 
     pub fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice::<Block, u8>(&self.blocks)[self.start..self.start + self.len]
+        let all: &[u8] = match &self.storage {
+            Storage::Blocks(blocks) => bytemuck::cast_slice(blocks),
+            Storage::Mapped(mapping) => mapping,
+        };
+        &all[self.start..self.start + self.len]
     }
 
     pub fn bytes_mut(&mut self) -> &mut [u8] {
-        let (start, len) = (self.start, self.len);
-        &mut bytemuck::cast_slice_mut::<Block, u8>(&mut self.blocks)[start..start + len]
+        let all: &mut [u8] = match &mut self.storage {
+            Storage::Blocks(blocks) => bytemuck::cast_slice_mut(blocks),
+            Storage::Mapped(mapping) => mapping,
+        };
+        &mut all[self.start..self.start + self.len]
     }
 
     /// The byte range `[offset, offset + len)` if it lies inside this allocation. Every copy
@@ -86,31 +107,23 @@ impl DeviceMemory {
             _ => Err(SessionError::OutOfBounds { offset, len, size: self.len as u64 }),
         }
     }
+
+    /// Whether the bytes live in a mapping of their own (large allocations).
+    #[cfg(test)]
+    fn is_mapped(&self) -> bool {
+        matches!(self.storage, Storage::Mapped(_))
+    }
 }
 
-/// Asks the kernel to back the whole pages inside `blocks` with transparent huge pages where it
-/// can (Linux; elsewhere, or where the kernel declines, nothing changes but speed).
-fn advise_huge_pages(blocks: &[Block]) {
+/// Asks the kernel to back `mapping` with transparent huge pages where it can (Linux); where it
+/// declines (THP off, other systems) nothing changes but speed.
+fn advise_huge_pages(mapping: &memmap2::MmapMut) {
     #[cfg(target_os = "linux")]
-    {
-        const PAGE: usize = 4096;
-        let first = blocks.as_ptr() as usize;
-        let start = first.next_multiple_of(PAGE);
-        let end = (first + std::mem::size_of_val(blocks)) / PAGE * PAGE;
-        if end > start {
-            // SAFETY: [start, end) is a page-aligned range inside `blocks`, an allocation this
-            // process owns and keeps alive across the call. MADV_HUGEPAGE only changes how the
-            // kernel backs those pages; their contents and validity stay as they are.
-            let advised = unsafe {
-                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE)
-            };
-            if advised != 0 {
-                log::debug!("no huge pages for device memory: {}", std::io::Error::last_os_error());
-            }
-        }
+    if let Err(e) = mapping.advise(memmap2::Advice::HugePage) {
+        log::debug!("no huge pages for device memory: {e}");
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = blocks;
+    let _ = mapping;
 }
 
 #[cfg(test)]
@@ -125,12 +138,20 @@ mod tests {
     }
 
     #[test]
-    fn allocation_large_enough_for_huge_pages_is_zeroed_and_writable() {
-        let mut m = DeviceMemory::allocate(HUGE_PAGES_FROM as u64 + 100, 4096).unwrap();
+    fn large_allocation_is_a_zeroed_writable_page_aligned_mapping() {
+        let mut m = DeviceMemory::allocate(MAPPED_FROM as u64 + 100, 4096).unwrap();
+        assert!(m.is_mapped());
+        assert_eq!(m.len(), MAPPED_FROM + 100);
         assert!(m.bytes().iter().all(|&b| b == 0));
         m.bytes_mut().fill(7);
         assert!(m.bytes().iter().all(|&b| b == 7));
         assert_eq!(m.bytes().as_ptr() as usize % 4096, 0);
+        assert!(m.checked_range(MAPPED_FROM as u64, 101).is_err());
+    }
+
+    #[test]
+    fn small_allocation_comes_from_the_heap() {
+        assert!(!DeviceMemory::allocate(MAPPED_FROM as u64 - 1, 64).unwrap().is_mapped());
     }
 
     #[test]
