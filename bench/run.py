@@ -160,13 +160,13 @@ def gemm(quick):
     """SGEMM through tensor_rpc.matmul (TVM's client) per backend, and numpy in-process.
 
     This machine's GEMM figures drift by tens of percent from minute to minute (other VMs
-    share its cores), so numpy and each backend are measured in turn, round after round,
+    share its cores), so numpy and each backend are measured in turn, round after round (five),
     and each keeps its best round: the ratios then compare runs made minutes apart at most.
     """
     import numpy as np
 
     sizes = [256, 1024] if quick else [256, 1024, 2048]
-    rounds = 2 if quick else 3
+    rounds = 2 if quick else 5
     backends = ["gemm-crate", "matrixmultiply"]
     out = {name: {n: 0.0 for n in sizes} for name in ["numpy", *backends]}
     servers = {backend: start_ours("--gemm-backend", backend) for backend in backends}
