@@ -38,11 +38,38 @@ type Queue = Arc<Mutex<Vec<(JobOwner, Completion)>>>;
 
 type JobQueue = Arc<Mutex<Receiver<(JobOwner, Job)>>>;
 
+/// A compute job on its way to a worker, with the ticket that counts it in flight.
+type ComputeJob = (JobOwner, Job, InFlightTicket);
+
+/// Counts the compute jobs submitted and not yet finished.
+#[derive(Clone, Default)]
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    /// Counts one more job until the returned ticket is dropped.
+    fn ticket(&self) -> InFlightTicket {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        InFlightTicket(Arc::clone(&self.0))
+    }
+
+    fn any(&self) -> bool {
+        self.0.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// One job in flight: dropping the ticket counts the job done, however it ended.
+struct InFlightTicket(Arc<AtomicUsize>);
+
+impl Drop for InFlightTicket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 pub struct WorkerPool {
-    sender: Option<Sender<(JobOwner, Job)>>,
+    sender: Option<Sender<ComputeJob>>,
     threads: Vec<JoinHandle<()>>,
-    /// Compute jobs submitted and not yet finished.
-    computing: Arc<AtomicUsize>,
+    computing: InFlight,
     completed: Queue,
     waker: Arc<Waker>,
     network: NetworkPool,
@@ -60,19 +87,18 @@ struct NetworkPool {
 
 impl WorkerPool {
     pub fn new(workers: usize, network_idle: Duration, waker: Arc<Waker>) -> std::io::Result<Self> {
-        let (sender, receiver) = mpsc::channel::<(JobOwner, Job)>();
+        let (sender, receiver) = mpsc::channel::<ComputeJob>();
         let receiver = Arc::new(Mutex::new(receiver));
         let completed: Queue = Arc::default();
-        let computing: Arc<AtomicUsize> = Arc::default();
+        let computing = InFlight::default();
         let mut threads = Vec::new();
         for i in 0..workers.max(1) {
             let receiver = Arc::clone(&receiver);
             let completed = Arc::clone(&completed);
             let waker = Arc::clone(&waker);
-            let computing = Arc::clone(&computing);
             let thread = std::thread::Builder::new()
                 .name(format!("tensor-rpc-worker-{i}"))
-                .spawn(move || work(&receiver, &completed, &waker, &computing))?;
+                .spawn(move || work(&receiver, &completed, &waker))?;
             threads.push(thread);
         }
         let (network_sender, network_receiver) = mpsc::channel();
@@ -89,18 +115,16 @@ impl WorkerPool {
         if job.placement() == Placement::Network {
             return self.submit_network(owner, job);
         }
-        self.computing.fetch_add(1, Ordering::SeqCst);
         if let Some(sender) = &self.sender
-            && sender.send((owner, job)).is_err()
+            && sender.send((owner, job, self.computing.ticket())).is_err()
         {
-            self.computing.fetch_sub(1, Ordering::SeqCst);
             log::error!("worker pool is gone; job of connection {} dropped", owner.id);
         }
     }
 
     /// Whether a compute job is queued or running: the cores are then busy with it.
     pub fn computing(&self) -> bool {
-        self.computing.load(Ordering::SeqCst) > 0
+        self.computing.any()
     }
 
     fn submit_network(&self, owner: JobOwner, job: Job) {
@@ -142,18 +166,13 @@ impl Drop for WorkerPool {
     }
 }
 
-fn work(
-    receiver: &Mutex<Receiver<(JobOwner, Job)>>,
-    completed: &Queue,
-    waker: &Waker,
-    computing: &AtomicUsize,
-) {
+fn work(receiver: &Mutex<Receiver<ComputeJob>>, completed: &Queue, waker: &Waker) {
     loop {
         let next = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv();
-        let Ok((owner, job)) = next else { return };
+        let Ok((owner, job, ticket)) = next else { return };
         run(owner, job, completed);
         // Counted done before the loop is woken, so the woken loop sees it.
-        computing.fetch_sub(1, Ordering::SeqCst);
+        drop(ticket);
         wake(waker);
     }
 }
@@ -206,5 +225,31 @@ fn run(owner: JobOwner, job: Job, completed: &Queue) {
 fn wake(waker: &Waker) {
     if let Err(e) = waker.wake() {
         log::error!("cannot wake the event loop: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_is_in_flight_until_its_ticket_is_dropped() {
+        let in_flight = InFlight::default();
+        assert!(!in_flight.any());
+        let first = in_flight.ticket();
+        let second = in_flight.clone().ticket();
+        drop(first);
+        assert!(in_flight.any(), "one job is still in flight");
+        drop(second);
+        assert!(!in_flight.any());
+    }
+
+    #[test]
+    fn a_ticket_sent_to_a_gone_receiver_counts_its_job_done() {
+        let in_flight = InFlight::default();
+        let (sender, receiver) = mpsc::channel::<InFlightTicket>();
+        drop(receiver);
+        assert!(sender.send(in_flight.ticket()).is_err());
+        assert!(!in_flight.any());
     }
 }
