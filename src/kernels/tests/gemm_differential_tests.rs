@@ -85,25 +85,38 @@ proptest! {
             prop_assert_eq!(&out.shape, &expected_shape);
             assert_close(&out.to_f64s(), &expected, tolerance, tolerance);
         }
-        if let [first, second] = results.as_slice() {
-            assert_close(&first.to_f64s(), &second.to_f64s(), tolerance, tolerance);
+        if let [first, rest @ ..] = results.as_slice() {
+            for other in rest {
+                assert_close(&first.to_f64s(), &other.to_f64s(), tolerance, tolerance);
+            }
         }
     }
 }
 
-/// Large enough (m·n·k ≈ 1.5 M) that the default backend splits it into
-/// row bands across the GEMM pool's threads.
+/// Large enough (m·n·k ≈ 1.5 M) that every backend splits it across the
+/// GEMM pool's threads, and (k = 90) under one block of k.
 #[test]
 fn gemm_backends_agree_on_a_product_split_into_row_bands() {
+    agree_with_reference(DType::Float64, (150, 90, 110), 1e-12);
+}
+
+/// k = 600 spans three blocks of k (256 steps each) and n = 2100 three
+/// blocks of f64 columns (1024), so `c` is summed into across blocks.
+#[test]
+fn gemm_backends_agree_on_a_product_of_several_cache_blocks() {
+    agree_with_reference(DType::Float64, (13, 600, 2100), 1e-12);
+    agree_with_reference(DType::Float32, (13, 600, 2100), 1e-4);
+}
+
+fn agree_with_reference(dtype: DType, (m, k, n): (i64, i64, i64), tolerance: f64) {
     let mut rng = Rng::new(7);
     for options in
         [MatmulOptions::default(), MatmulOptions { transpose_a: true, transpose_b: true }]
     {
-        let (m, k, n) = (150i64, 90i64, 110i64);
         let a_shape = if options.transpose_a { [k, m] } else { [m, k] };
         let b_shape = if options.transpose_b { [n, k] } else { [k, n] };
-        let a = operand(&mut rng, DType::Float64, &a_shape);
-        let b = operand(&mut rng, DType::Float64, &b_shape);
+        let a = operand(&mut rng, dtype, &a_shape);
+        let b = operand(&mut rng, dtype, &b_shape);
         let (expected, _) = reference::matmul(
             &a.to_f64s(),
             &a_shape,
@@ -114,13 +127,14 @@ fn gemm_backends_agree_on_a_product_split_into_row_bands() {
         );
         for &backend in GemmBackend::available() {
             let out = run(&a, &b, options, backend);
-            assert_close(&out.to_f64s(), &expected, 1e-12, 1e-12);
+            assert_close(&out.to_f64s(), &expected, tolerance, tolerance);
         }
     }
 }
 
 #[cfg(feature = "gemm-crate")]
 #[test]
-fn both_backends_are_compiled_in_by_default() {
-    assert_eq!(GemmBackend::available().len(), 2);
+fn the_crate_backends_are_compiled_in_by_default() {
+    assert!(GemmBackend::GemmCrate.is_available());
+    assert!(GemmBackend::MatrixMultiply.is_available());
 }
