@@ -157,42 +157,34 @@ def measure_server(server, quick):
 
 
 def gemm(quick):
-    """SGEMM through tensor_rpc.matmul (TVM's client) per backend, and numpy in-process.
+    """SGEMM through tensor_rpc.matmul (TVM's client), one server per backend, against numpy.
 
-    This machine's GEMM figures drift by tens of percent from minute to minute (other VMs
-    share its cores), so numpy and each backend are measured in turn, round after round (five),
-    and each keeps its best round: the ratios then compare runs made minutes apart at most.
+    This machine's GEMM speed drifts by tens of percent from minute to minute (other VMs share
+    its cores), so one client process runs numpy and then each server's matmul in turn (0.3 s
+    apart, so that no run starts while the previous one's threads still spin), round after
+    round: each ratio is the median over rounds of numpy's time over the server's in the same
+    round, and the GFLOP/s figures are each one's best round.
     """
-    import numpy as np
-
     sizes = [256, 1024] if quick else [256, 1024, 2048]
-    rounds = 2 if quick else 5
-    backends = ["gemm-crate", "matrixmultiply"]
-    out = {name: {n: 0.0 for n in sizes} for name in ["numpy", *backends]}
-    servers = {backend: start_ours("--gemm-backend", backend) for backend in backends}
+    rounds = {256: 40, 1024: 30, 2048: 15}
+    if quick:
+        rounds = {n: r // 3 for n, r in rounds.items()}
+    backends = ["avx2", "matrixmultiply", "gemm-crate"]
+    out = {"numpy": {}, **{b: {} for b in backends}, "ratio": {b: {} for b in backends}}
+    servers = [start_ours("--gemm-backend", backend) for backend in backends]
     try:
-        for _ in range(rounds):
-            for n in sizes:
-                a = np.random.rand(n, n).astype("float32")
-                b = np.random.rand(n, n).astype("float32")
-                a @ b
-                best = min(_timed(lambda: a @ b) for _ in range(5))
-                out["numpy"][n] = max(out["numpy"][n], 2 * n ** 3 / best / 1e9)
-            for backend, server in servers.items():
-                for n in sizes:
-                    gflops = tvm_client(server.port, "matmul", n, 5)["gflops"]
-                    out[backend][n] = max(out[backend][n], gflops)
-            print(f"gemm round: {json.dumps(out)}", file=sys.stderr)
+        for n in sizes:
+            ports = [s.port for s in servers]
+            r = tvm_client(ports[0], "matmul_vs_numpy", n, rounds[n], *ports[1:])
+            out["numpy"][n] = r["numpy"]["gflops"]
+            for backend, figures in zip(backends, r["servers"]):
+                out[backend][n] = figures["gflops"]
+                out["ratio"][backend][n] = figures["median_ratio"]
+            print(f"gemm {n}: {json.dumps(r)}", file=sys.stderr)
     finally:
-        for server in servers.values():
+        for server in servers:
             server.stop()
     return out
-
-
-def _timed(f):
-    t = time.perf_counter()
-    f()
-    return time.perf_counter() - t
 
 
 def table(results):
@@ -250,11 +242,15 @@ def table(results):
 
 
 def gemm_table(g):
-    lines = ["| SGEMM n | numpy GFLOP/s | " + " | ".join(f"{b} via RPC (ratio)" for b in g if b != "numpy") + " |",
-             "|---:|---:|" + "---:|" * (len(g) - 1)]
+    backends = [b for b in g if b not in ("numpy", "ratio")]
+    lines = ["| SGEMM n | numpy GFLOP/s | " + " | ".join(f"{b} via RPC (ratio)" for b in backends) + " |",
+             "|---:|---:|" + "---:|" * len(backends)]
     for n in g["numpy"]:
-        cells = [f"{g[b][n]:.1f} ({g[b][n] / g['numpy'][n]:.2f}×)" for b in g if b != "numpy"]
+        cells = [f"{g[b][n]:.1f} ({g['ratio'][b][n]:.2f}×)" for b in backends]
         lines.append(f"| {n} | {g['numpy'][n]:.1f} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("GFLOP/s: best round. Ratio: median over rounds of numpy's time over the "
+                 "server's in the same round (numpy, then each server, in turn).")
     return "\n".join(lines)
 
 

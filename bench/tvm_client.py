@@ -6,6 +6,11 @@ usage: python tvm_client.py PORT WHAT [ARGS]
   download MIB REPEAT  tensor download (numpy()) throughput: prints {"gib_s"}
   concurrent C SECS    C client processes echoing for SECS: prints {"calls_s"}
   matmul N REPEAT      tensor_rpc.matmul of two NxN float32 on the server: prints {"gflops"}
+  matmul_vs_numpy N ROUNDS [PORT...]
+                       numpy's N×N float32 matmul here, then tensor_rpc.matmul on each
+                       server (PORT first, then the others), in turn, for ROUNDS rounds:
+                       prints {"numpy": {...}, "servers": [{...}, ...]} with each one's best
+                       GFLOP/s and each server's median ratio to numpy within a round
 Prints one JSON object on the last line.
 """
 import json
@@ -123,6 +128,61 @@ def matmul(port, n, repeat):
     return {"gflops": 2 * n ** 3 / best / 1e9, "seconds": best, "rel_err": err}
 
 
+def matmul_vs_numpy(port, n, rounds, *other_ports):
+    """Adjacent runs pair up: this machine's speed drifts by tens of percent from minute to
+    minute (other VMs share its cores), so a ratio of two runs made a second apart is far
+    steadier than one of two bests made minutes apart."""
+    rng = np.random.default_rng(0)
+    a_np = rng.standard_normal((n, n)).astype("float32")
+    b_np = rng.standard_normal((n, n)).astype("float32")
+    c_np = np.empty((n, n), "float32")
+    ref = a_np @ b_np
+    calls = []
+    for p in (port, *other_ports):
+        r = connect(p)
+        dev = r.cpu(0)
+        a, b = tvm.runtime.tensor(a_np, dev), tvm.runtime.tensor(b_np, dev)
+        c = tvm.runtime.empty((n, n), "float32", dev)
+        f = r.get_function("tensor_rpc.matmul")
+        f(a, b, c)
+        err = float(np.abs(c.numpy() - ref).max() / np.abs(ref).max())
+        if err > 1e-4:
+            raise SystemExit(f"server on port {p}: relative error {err}")
+        calls.append((r, lambda f=f, a=a, b=b, c=c: f(a, b, c)))
+    numpy_times, server_times = [], [[] for _ in calls]
+    for round in range(rounds):
+        numpy_times.append(_timed_after_pause(lambda: np.matmul(a_np, b_np, out=c_np)))
+        # Each server takes its turn first after numpy as often as the others.
+        for i in range(len(calls)):
+            which = (round + i) % len(calls)
+            server_times[which].append(_timed_after_pause(calls[which][1]))
+    gflops = lambda seconds: 2 * n ** 3 / seconds / 1e9
+    return {
+        "numpy": {"gflops": gflops(min(numpy_times))},
+        "servers": [{"gflops": gflops(min(times)),
+                     "median_ratio": float(np.median(np.array(numpy_times) / np.array(times)))}
+                    for times in server_times],
+        "rounds": rounds,
+    }
+
+
+# OpenBLAS's threads spin after a product for 2^28 cycles (≈ 0.11 s here),
+# and a server's GEMM threads briefly too: each run waits this long first, so
+# that none runs while the previous one's threads still hold the cores.
+PAUSE_S = float(__import__("os").environ.get("GEMM_PAUSE_S", "0.3"))
+
+
+def _timed_after_pause(call):
+    time.sleep(PAUSE_S)
+    return _timed(call)
+
+
+def _timed(call):
+    t = time.perf_counter()
+    call()
+    return time.perf_counter() - t
+
+
 if __name__ == "__main__":
     port, what = int(sys.argv[1]), sys.argv[2]
     args = [int(a) for a in sys.argv[3:]]
@@ -134,6 +194,8 @@ if __name__ == "__main__":
         result = concurrent(port, *args)
     elif what == "matmul":
         result = matmul(port, *args)
+    elif what == "matmul_vs_numpy":
+        result = matmul_vs_numpy(port, *args)
     else:
         raise SystemExit(f"unknown benchmark {what}")
     print(json.dumps(result))

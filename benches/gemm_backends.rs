@@ -6,7 +6,8 @@
 //! timed runs) is printed at the end as well.
 //!
 //! Run: `cargo bench --bench gemm_backends` (append
-//! `-- --measurement-time 3` for a quicker run).
+//! `-- --measurement-time 3` for a quicker run, or `-- summary-only`, a
+//! filter no Criterion benchmark matches, for the summary alone).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -72,32 +73,42 @@ fn bench_sgemm(c: &mut Criterion) {
     group.finish();
 }
 
-/// (median, best) GFLOP/s of a few timed runs after one warm-up run. The
-/// best run is the better estimate on a machine shared with other work.
-fn measure_gflops(problem: &mut Problem, n: usize, backend: GemmBackend) -> (f64, f64) {
+/// Best GFLOP/s of a few timed runs after one warm-up run. The best run is
+/// the better estimate on a machine shared with other work.
+fn best_gflops(problem: &mut Problem, n: usize, backend: GemmBackend) -> f64 {
     problem.run(backend);
-    let runs = if n >= 2048 { 5 } else { 15 };
-    let mut seconds: Vec<f64> = (0..runs)
+    let runs = if n >= 2048 { 3 } else { 10 };
+    let best = (0..runs)
         .map(|_| {
             let start = Instant::now();
             problem.run(backend);
             start.elapsed().as_secs_f64()
         })
-        .collect();
-    seconds.sort_by(f64::total_cmp);
-    let gflops = |seconds: f64| flops(n) as f64 / seconds / 1e9;
-    (gflops(seconds[runs / 2]), gflops(seconds[0]))
+        .fold(f64::INFINITY, f64::min);
+    flops(n) as f64 / best / 1e9
 }
 
+/// The backends measured in turn, round after round, each keeping its best
+/// round: this machine's speed drifts by tens of percent from minute to
+/// minute, so only figures taken close together compare.
 fn print_gflops_summary() {
-    println!("\nSGEMM GFLOP/s (median and best of timed runs):");
+    const ROUNDS: usize = 5;
+    println!("\nSGEMM GFLOP/s (best of {ROUNDS} rounds, backends in turn):");
     for n in SIZES {
         let mut problem = Problem::new(n);
-        for &backend in GemmBackend::available() {
-            let (median, best) = measure_gflops(&mut problem, n, backend);
+        let backends = GemmBackend::available();
+        let mut best = vec![0.0f64; backends.len()];
+        for _ in 0..ROUNDS {
+            for (slot, &backend) in best.iter_mut().zip(backends) {
+                *slot = slot.max(best_gflops(&mut problem, n, backend));
+            }
+        }
+        for (&backend, gflops) in backends.iter().zip(&best) {
+            let ratio = gflops / best[0];
             println!(
-                "  n = {n:>4}  {:<15} median {median:>6.1}  best {best:>6.1} GFLOP/s",
-                backend.name()
+                "  n = {n:>4}  {:<15} {gflops:>6.1} GFLOP/s  ({ratio:.2}× {})",
+                backend.name(),
+                backends[0].name()
             );
         }
     }
