@@ -32,6 +32,12 @@ impl Avx2Fma {
 /// Rows of a tile (both element types).
 const MR: usize = 6;
 
+/// Columns of an f32 tile: two 8-lane vectors.
+const F32_NR: usize = 16;
+
+/// Columns of an f64 tile: two 4-lane vectors.
+const F64_NR: usize = 8;
+
 /// Checks the slice lengths every kernel relies on: panels of `kc` steps and
 /// a tile whose last row ends inside `c`.
 fn tile_fits<T>(kc: usize, mr: usize, nr: usize, a: &[T], b: &[T], c: &[T], rsc: usize) -> bool {
@@ -52,10 +58,10 @@ pub(crate) struct Avx2F64(pub Avx2Fma);
 impl MicroKernel for Avx2F32 {
     type Elem = f32;
     type Rows = Width<MR>;
-    type Cols = Width<16>;
+    type Cols = Width<F32_NR>;
 
     fn tile(&self, kc: usize, a: &[f32], b: &[f32], c: &mut [f32], rsc: usize, accumulate: bool) {
-        assert!(tile_fits(kc, MR, 16, a, b, c, rsc), "f32 tile out of bounds");
+        assert!(tile_fits(kc, MR, F32_NR, a, b, c, rsc), "f32 tile out of bounds");
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `self.0` exists only if `detect` found AVX2 and FMA on this
         // CPU. The assert above proves the kernel's reads (`kc` steps of 6
@@ -72,10 +78,10 @@ impl MicroKernel for Avx2F32 {
 impl MicroKernel for Avx2F64 {
     type Elem = f64;
     type Rows = Width<MR>;
-    type Cols = Width<8>;
+    type Cols = Width<F64_NR>;
 
     fn tile(&self, kc: usize, a: &[f64], b: &[f64], c: &mut [f64], rsc: usize, accumulate: bool) {
-        assert!(tile_fits(kc, MR, 8, a, b, c, rsc), "f64 tile out of bounds");
+        assert!(tile_fits(kc, MR, F64_NR, a, b, c, rsc), "f64 tile out of bounds");
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as for f32: AVX2 and FMA were detected, and the assert
         // proves `kc` steps of 6 `a` and 8 `b` elements and 6 rows of 8 `c`
@@ -97,7 +103,7 @@ impl MicroKernel for Avx2F64 {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_f32(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: usize, acc_c: bool) {
-    const NR: usize = 16;
+    const NR: usize = F32_NR;
     // The tile's rows of `c` are `rsc` apart, often a multiple of 4 KiB, so
     // they compete for the same L1 sets; fetching them now hides that miss
     // behind the k loop.
@@ -144,7 +150,7 @@ unsafe fn tile_f32(kc: usize, a: *const f32, b: *const f32, c: *mut f32, rsc: us
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_f64(kc: usize, a: *const f64, b: *const f64, c: *mut f64, rsc: usize, acc_c: bool) {
-    const NR: usize = 8;
+    const NR: usize = F64_NR;
     for i in 0..MR {
         _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(i * rsc).cast());
         _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(i * rsc + NR - 1).cast());

@@ -242,14 +242,17 @@ pub(crate) fn gemm<K: MicroKernel>(
     problem: GemmProblem<'_, K::Elem>,
 ) {
     let GemmProblem { a, b, c } = problem;
-    let (n, k, nr) = (b.cols, b.rows, K::Cols::LANES);
-    let largest = blocking.kc.min(k) * blocking.nc.min(n).div_ceil(nr) * nr;
-    with_packing_buffer(&B_BLOCKS, largest, |buffer: &mut [K::Elem]| {
-        for block in blocks(n, k, blocking) {
-            let packed_b = &mut buffer[..block.packed_len(nr)];
-            pack_b::<K>(b, block, packed_b);
-            multiply_block(kernel, blocking, a, packed_b, block, c);
-        }
+    let (n, k, mr, nr) = (b.cols, b.rows, K::Rows::LANES, K::Cols::LANES);
+    let b_len = blocking.kc.min(k) * blocking.nc.min(n).div_ceil(nr) * nr;
+    let a_len = blocking.mc.min(a.rows).div_ceil(mr) * mr * blocking.kc.min(k);
+    with_packing_buffer(&B_BLOCKS, b_len, |b_buffer: &mut [K::Elem]| {
+        with_packing_buffer(&A_BLOCKS, a_len, |a_buffer: &mut [K::Elem]| {
+            for block in blocks(n, k, blocking) {
+                let packed_b = &mut b_buffer[..block.packed_len(nr)];
+                pack_b::<K>(b, block, packed_b);
+                multiply_block(kernel, blocking, a, packed_b, block, c, a_buffer);
+            }
+        })
     });
 }
 
@@ -300,24 +303,8 @@ impl Block {
 }
 
 /// Adds the product of `a` and the packed `block` of `b` into `c` (row-major,
-/// `b.cols` wide).
+/// `b.cols` wide), packing `a` block by block into `a_buffer`.
 fn multiply_block<K: MicroKernel>(
-    kernel: K,
-    blocking: Blocking,
-    a: MatRef<'_, K::Elem>,
-    packed_b: &[K::Elem],
-    block: Block,
-    c: &mut [K::Elem],
-) {
-    let mr = K::Rows::LANES;
-    let a_len = blocking.mc.div_ceil(mr) * mr * block.kc;
-    with_packing_buffer(&A_BLOCKS, a_len, |a_buffer: &mut [K::Elem]| {
-        multiply_block_with(kernel, blocking, a, packed_b, block, c, a_buffer)
-    });
-}
-
-/// `multiply_block` with `a_buffer` to pack blocks of `a` into.
-fn multiply_block_with<K: MicroKernel>(
     kernel: K,
     blocking: Blocking,
     a: MatRef<'_, K::Elem>,
@@ -443,10 +430,16 @@ mod tests {
         }
     }
 
+    /// The values 1 to 6, for a 2 × 3 row-major matrix.
+    const ONE_TO_SIX: [f64; 6] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+
+    fn two_by_three(data: &[f64]) -> MatRef<'_, f64> {
+        MatRef { data, rows: 2, cols: 3, row_stride: 3, col_stride: 1 }
+    }
+
     #[test]
     fn packed_panels_are_zero_past_the_last_lane() {
-        let data: Vec<f64> = (1..=6).map(f64::from).collect(); // 2 × 3, row-major
-        let src = MatRef { data: &data, rows: 2, cols: 3, row_stride: 3, col_stride: 1 };
+        let src = two_by_three(&ONE_TO_SIX);
         let mut out = vec![f64::NAN; 3 * 3];
         let (lanes, steps) = (Lanes { first: 0, count: 2 }, Steps { first: 0, count: 3 });
         pack_panels::<f64, 3>(src, lanes, steps, &mut out);
@@ -455,8 +448,7 @@ mod tests {
 
     #[test]
     fn packing_adjacent_lanes_copies_each_step() {
-        let data: Vec<f64> = (1..=6).map(f64::from).collect(); // 2 × 3, row-major
-        let src = MatRef { data: &data, rows: 2, cols: 3, row_stride: 3, col_stride: 1 };
+        let src = two_by_three(&ONE_TO_SIX);
         // Lanes are the columns 1..3 of `src`, steps its rows.
         let mut out = vec![f64::NAN; 2 * 4];
         let (lanes, steps) = (Lanes { first: 1, count: 2 }, Steps { first: 0, count: 2 });
