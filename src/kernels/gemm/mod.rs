@@ -1,28 +1,23 @@
-//! Single-matrix GEMM (`c = a · b`) behind one small interface, with three
+//! Single-matrix GEMM (`c = a · b`) behind one small interface, with two
 //! interchangeable backends:
 //!
-//! * `avx2`: our blocked driver over AVX2 + FMA register-tile kernels, one
-//!   packed copy of `b` shared by the threads (see `blocked`). The default
-//!   wherever the CPU has AVX2 and FMA: the fastest measured here;
 //! * `matrixmultiply` (sgemm/dgemm): portable, always compiled in, and the
-//!   default on other CPUs. Its single-threaded kernels run on row bands of
-//!   `c`, one per core of a shared pool (see `pool`);
+//!   default. Its single-threaded kernels run on row bands of `c`, one per
+//!   core of a shared pool (see `pool`);
 //! * the pure-Rust `gemm` crate with rayon parallelism, compiled in with the
-//!   default cargo feature `gemm-crate`. It measured slowest here, both alone
+//!   default cargo feature `gemm-crate`. It measured slower here, both alone
 //!   and through the RPC.
 //!
 //! Both backends receive a `GemmProblem`, whose constructor proves that every
 //! element the backend will touch lies inside the slices; that is what makes
 //! their raw-pointer calls sound.
 
-mod blocked;
 #[cfg(feature = "gemm-crate")]
 mod gemm_crate_backend;
 mod matrixmultiply_backend;
 mod pool;
 
 use std::fmt;
-use std::sync::OnceLock;
 
 use crate::kernels::element::Element;
 use crate::kernels::error::KernelError;
@@ -30,9 +25,6 @@ use crate::kernels::error::KernelError;
 /// Which GEMM implementation `matmul` uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GemmBackend {
-    /// Our blocked GEMM with AVX2 + FMA kernels (x86-64 CPUs that have both;
-    /// detected at run time).
-    Avx2,
     /// The `matrixmultiply` crate's kernels on row bands across the cores
     /// (portable; always available).
     MatrixMultiply,
@@ -42,34 +34,22 @@ pub enum GemmBackend {
 }
 
 impl GemmBackend {
-    /// Every backend this build can run on this CPU, the default first.
+    /// Every backend compiled into this build.
     pub fn available() -> &'static [GemmBackend] {
-        static AVAILABLE: OnceLock<Vec<GemmBackend>> = OnceLock::new();
-        AVAILABLE.get_or_init(|| {
-            let mut backends = Vec::new();
-            if blocked::avx2::Avx2Fma::detect().is_some() {
-                backends.push(GemmBackend::Avx2);
-            }
-            backends.push(GemmBackend::MatrixMultiply);
-            if cfg!(feature = "gemm-crate") {
-                backends.push(GemmBackend::GemmCrate);
-            }
-            backends
-        })
+        if cfg!(feature = "gemm-crate") {
+            &[GemmBackend::GemmCrate, GemmBackend::MatrixMultiply]
+        } else {
+            &[GemmBackend::MatrixMultiply]
+        }
     }
 
-    /// Every backend there is, whether or not this build and CPU can run it.
-    pub const ALL: [GemmBackend; 3] =
-        [GemmBackend::Avx2, GemmBackend::MatrixMultiply, GemmBackend::GemmCrate];
-
-    /// Whether this build can run this backend on this CPU.
+    /// Whether this backend is compiled into this build.
     pub fn is_available(self) -> bool {
         Self::available().contains(&self)
     }
 
     pub const fn name(self) -> &'static str {
         match self {
-            GemmBackend::Avx2 => "avx2",
             GemmBackend::MatrixMultiply => "matrixmultiply",
             GemmBackend::GemmCrate => "gemm-crate",
         }
@@ -77,12 +57,11 @@ impl GemmBackend {
 }
 
 impl Default for GemmBackend {
-    /// `avx2` where the CPU has it, else `matrixmultiply`. Measured through
-    /// TVM's client on the 2-core Zen 3 machine (bench/run.py), `avx2` was
-    /// the fastest and `gemm-crate` the slowest; `--gemm-backend` selects
-    /// another.
+    /// matrixmultiply: measured faster on the 2-core machine, alone (single-threaded 65–70 vs
+    /// 51 GFLOP/s f32 at 1024–2048) and through the RPC (bench/run.py). `--gemm-backend
+    /// gemm-crate` selects the other.
     fn default() -> Self {
-        Self::available()[0]
+        GemmBackend::MatrixMultiply
     }
 }
 
@@ -213,7 +192,6 @@ pub(crate) fn gemm<T: GemmElement + Default>(
     let problem = GemmProblem::new(a, b, c)
         .ok_or(KernelError::Internal { op: "matmul", detail: "gemm operand out of bounds" })?;
     match backend {
-        GemmBackend::Avx2 => pool::run_in_row_bands::<T, blocked::Avx2Backend>(problem),
         GemmBackend::MatrixMultiply => {
             pool::run_in_row_bands::<T, matrixmultiply_backend::MatrixMultiplyKernel>(problem)
         }
@@ -241,18 +219,8 @@ mod tests {
     }
 
     #[test]
-    fn default_backend_is_avx2_where_the_cpu_has_it_else_matrixmultiply() {
-        let expected = if blocked::avx2::Avx2Fma::detect().is_some() {
-            GemmBackend::Avx2
-        } else {
-            GemmBackend::MatrixMultiply
-        };
-        assert_eq!(GemmBackend::default(), expected);
-    }
-
-    #[test]
-    fn matrixmultiply_is_available_on_every_cpu() {
-        assert!(GemmBackend::MatrixMultiply.is_available());
+    fn default_backend_is_matrixmultiply_the_faster_one_measured() {
+        assert_eq!(GemmBackend::default(), GemmBackend::MatrixMultiply);
     }
 
     #[cfg(not(feature = "gemm-crate"))]
