@@ -15,6 +15,7 @@ Prints one JSON object on the last line.
 """
 import json
 import multiprocessing as mp
+import os
 import sys
 import time
 
@@ -118,11 +119,7 @@ def matmul(port, n, repeat):
     c = tvm.runtime.empty((n, n), "float32", dev)
     f = r.get_function("tensor_rpc.matmul")
     f(a, b, c)
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        f(a, b, c)
-        best = min(best, time.perf_counter() - t)
+    best = min(_timed(lambda: f(a, b, c)) for _ in range(repeat))
     ref = a_np @ b_np
     err = float(np.abs(c.numpy() - ref).max() / np.abs(ref).max())
     return {"gflops": 2 * n ** 3 / best / 1e9, "seconds": best, "rel_err": err}
@@ -150,11 +147,11 @@ def matmul_vs_numpy(port, n, rounds, *other_ports):
             raise SystemExit(f"server on port {p}: relative error {err}")
         calls.append((r, lambda f=f, a=a, b=b, c=c: f(a, b, c)))
     numpy_times, server_times = [], [[] for _ in calls]
-    for round in range(rounds):
+    for turn in range(rounds):
         numpy_times.append(_timed_after_pause(lambda: np.matmul(a_np, b_np, out=c_np)))
         # Each server takes its turn first after numpy as often as the others.
         for i in range(len(calls)):
-            which = (round + i) % len(calls)
+            which = (turn + i) % len(calls)
             server_times[which].append(_timed_after_pause(calls[which][1]))
     gflops = lambda seconds: 2 * n ** 3 / seconds / 1e9
     return {
@@ -169,7 +166,7 @@ def matmul_vs_numpy(port, n, rounds, *other_ports):
 # OpenBLAS's threads spin after a product for 2^28 cycles (≈ 0.11 s here),
 # and a server's GEMM threads briefly too: each run waits this long first, so
 # that none runs while the previous one's threads still hold the cores.
-PAUSE_S = float(__import__("os").environ.get("GEMM_PAUSE_S", "0.3"))
+PAUSE_S = float(os.environ.get("GEMM_PAUSE_S", "0.3"))
 
 
 def _timed_after_pause(call):

@@ -2,8 +2,8 @@
 //! backend compiled in.
 //!
 //! Criterion's throughput is set to the flop count (2·n³), so its
-//! "elem/s" figure reads as flop/s; a plain GFLOP/s summary (median of a few
-//! timed runs) is printed at the end as well.
+//! "elem/s" figure reads as flop/s; a plain GFLOP/s summary (the backends in
+//! turn over five rounds, each keeping its best) is printed at the end as well.
 //!
 //! Run: `cargo bench --bench gemm_backends` (append
 //! `-- --measurement-time 3` for a quicker run, or `-- summary-only`, a
