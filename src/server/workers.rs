@@ -6,11 +6,11 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use mio::Waker;
 
 use super::connection::{Job, JobDone};
@@ -35,8 +35,6 @@ pub enum Completion {
 }
 
 type Queue = Arc<Mutex<Vec<(JobOwner, Completion)>>>;
-
-type JobQueue = Arc<Mutex<Receiver<(JobOwner, Job)>>>;
 
 /// A compute job on its way to a worker, with the ticket that counts it in flight.
 type ComputeJob = (JobOwner, Job, InFlightTicket);
@@ -78,7 +76,8 @@ pub struct WorkerPool {
 /// Threads for jobs that wait on the network: one per job in flight, kept a while when idle.
 struct NetworkPool {
     sender: Sender<(JobOwner, Job)>,
-    receiver: JobQueue,
+    /// Every network thread receives from a clone of this; a job wakes one idle thread.
+    receiver: Receiver<(JobOwner, Job)>,
     /// Threads waiting for a job and not yet claimed by a submitted one.
     idle: Arc<AtomicUsize>,
     /// How long an idle thread waits for a job before it exits.
@@ -87,13 +86,14 @@ struct NetworkPool {
 
 impl WorkerPool {
     pub fn new(workers: usize, network_idle: Duration, waker: Arc<Waker>) -> std::io::Result<Self> {
-        let (sender, receiver) = mpsc::channel::<ComputeJob>();
-        let receiver = Arc::new(Mutex::new(receiver));
+        // A multi-consumer channel: a job wakes one idle worker. (Workers sharing a std
+        // `Receiver` behind a mutex woke a second one per job, to take the mutex and wait.)
+        let (sender, receiver) = crossbeam_channel::unbounded::<ComputeJob>();
         let completed: Queue = Arc::default();
         let computing = InFlight::default();
         let mut threads = Vec::new();
         for i in 0..workers.max(1) {
-            let receiver = Arc::clone(&receiver);
+            let receiver = receiver.clone();
             let completed = Arc::clone(&completed);
             let waker = Arc::clone(&waker);
             let thread = std::thread::Builder::new()
@@ -101,10 +101,10 @@ impl WorkerPool {
                 .spawn(move || work(&receiver, &completed, &waker))?;
             threads.push(thread);
         }
-        let (network_sender, network_receiver) = mpsc::channel();
+        let (network_sender, network_receiver) = crossbeam_channel::unbounded();
         let network = NetworkPool {
             sender: network_sender,
-            receiver: Arc::new(Mutex::new(network_receiver)),
+            receiver: network_receiver,
             idle: Arc::default(),
             idle_timeout: network_idle,
         };
@@ -134,7 +134,7 @@ impl WorkerPool {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if !claimed_idle {
-            let receiver = Arc::clone(&self.network.receiver);
+            let receiver = self.network.receiver.clone();
             let completed = Arc::clone(&self.completed);
             let waker = Arc::clone(&self.waker);
             let idle = Arc::clone(&self.network.idle);
@@ -166,9 +166,9 @@ impl Drop for WorkerPool {
     }
 }
 
-fn work(receiver: &Mutex<Receiver<ComputeJob>>, completed: &Queue, waker: &Waker) {
+fn work(receiver: &Receiver<ComputeJob>, completed: &Queue, waker: &Waker) {
     loop {
-        let next = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let next = receiver.recv();
         let Ok((owner, job, ticket)) = next else { return };
         run(owner, job, completed);
         // Counted done before the loop is woken, so the woken loop sees it.
@@ -179,14 +179,14 @@ fn work(receiver: &Mutex<Receiver<ComputeJob>>, completed: &Queue, waker: &Waker
 
 /// A network thread: runs jobs while they come, exits after a while without any.
 fn network_work(
-    receiver: &Mutex<Receiver<(JobOwner, Job)>>,
+    receiver: &Receiver<(JobOwner, Job)>,
     completed: &Queue,
     waker: &Waker,
     idle: &AtomicUsize,
     idle_timeout: Duration,
 ) {
     loop {
-        let next = receiver.lock().unwrap_or_else(|e| e.into_inner()).recv_timeout(idle_timeout);
+        let next = receiver.recv_timeout(idle_timeout);
         match next {
             Ok((owner, job)) => {
                 run(owner, job, completed);
@@ -247,7 +247,7 @@ mod tests {
     #[test]
     fn a_ticket_sent_to_a_gone_receiver_counts_its_job_done() {
         let in_flight = InFlight::default();
-        let (sender, receiver) = mpsc::channel::<InFlightTicket>();
+        let (sender, receiver) = crossbeam_channel::unbounded::<InFlightTicket>();
         drop(receiver);
         assert!(sender.send(in_flight.ticket()).is_err());
         assert!(!in_flight.any());
