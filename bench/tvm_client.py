@@ -2,6 +2,10 @@
 
 usage: python tvm_client.py PORT WHAT [ARGS]
   latency N            echo round trips: prints {"p50_us", "p99_us", "mean_us"}
+  latency_pair N BLOCK PORT2
+                       echo round trips to PORT and PORT2 in alternating blocks of BLOCK
+                       calls, N to each: prints {"servers": [{...}, {...}],
+                       "median_block_ratio"} (PORT2's block p50 over PORT's, median)
   upload MIB REPEAT    tensor upload (copyfrom) throughput: prints {"gib_s"}
   download MIB REPEAT  tensor download (numpy()) throughput: prints {"gib_s"}
   concurrent C SECS    C client processes echoing for SECS: prints {"calls_s"}
@@ -41,6 +45,36 @@ def latency(port, n):
     return {"p50_us": float(np.percentile(times, 50) * 1e6),
             "p99_us": float(np.percentile(times, 99) * 1e6),
             "mean_us": float(times.mean() * 1e6), "calls": n}
+
+
+def latency_pair(port, n, block, other_port):
+    """Echo round trips to two servers from one client, in alternating blocks of `block`
+    calls (which server goes first alternates too), `n` calls to each: both see the same
+    minutes of this machine, whose speed drifts between runs of a benchmark."""
+    echoes = []
+    for p in (port, other_port):
+        f = connect(p).get_function("testing.echo")
+        for i in range(200):
+            f(i)
+        echoes.append(f)
+    times = [np.empty(n), np.empty(n)]
+    block_p50 = [[], []]
+    for start in range(0, n, block):
+        count = min(block, n - start)
+        order = (0, 1) if (start // block) % 2 == 0 else (1, 0)
+        for which in order:
+            f, out = echoes[which], times[which]
+            for i in range(start, start + count):
+                t = time.perf_counter()
+                f(i)
+                out[i] = time.perf_counter() - t
+            block_p50[which].append(np.percentile(out[start:start + count], 50))
+    stats = [{"p50_us": float(np.percentile(t, 50) * 1e6),
+              "p99_us": float(np.percentile(t, 99) * 1e6),
+              "mean_us": float(t.mean() * 1e6), "calls": n} for t in times]
+    ratios = np.array(block_p50[1]) / np.array(block_p50[0])
+    return {"servers": stats, "block": block,
+            "median_block_ratio": float(np.median(ratios))}
 
 
 def transfer(port, mib, repeat, direction):
@@ -185,6 +219,8 @@ if __name__ == "__main__":
     args = [int(a) for a in sys.argv[3:]]
     if what == "latency":
         result = latency(port, *args)
+    elif what == "latency_pair":
+        result = latency_pair(port, *args)
     elif what in ("upload", "download"):
         result = transfer(port, args[0], args[1], what)
     elif what == "concurrent":
