@@ -32,48 +32,48 @@ def connect(port):
     return rpc.connect("127.0.0.1", port)
 
 
-def latency(port, n):
-    r = connect(port)
-    f = r.get_function("testing.echo")
+def warm_echo(port):
+    """testing.echo of a new session to `port`, after 200 calls of warm-up."""
+    f = connect(port).get_function("testing.echo")
     for i in range(200):
         f(i)
-    times = np.empty(n)
-    for i in range(n):
+    return f
+
+
+def time_echoes(f, times, calls):
+    """Times one echo call per index of `calls`, into those slots of `times`."""
+    for i in calls:
         t = time.perf_counter()
         f(i)
         times[i] = time.perf_counter() - t
+
+
+def latency_stats(times):
     return {"p50_us": float(np.percentile(times, 50) * 1e6),
             "p99_us": float(np.percentile(times, 99) * 1e6),
-            "mean_us": float(times.mean() * 1e6), "calls": n}
+            "mean_us": float(times.mean() * 1e6), "calls": len(times)}
+
+
+def latency(port, n):
+    times = np.empty(n)
+    time_echoes(warm_echo(port), times, range(n))
+    return latency_stats(times)
 
 
 def latency_pair(port, n, block, other_port):
     """Echo round trips to two servers from one client, in alternating blocks of `block`
     calls (which server goes first alternates too), `n` calls to each: both see the same
     minutes of this machine, whose speed drifts between runs of a benchmark."""
-    echoes = []
-    for p in (port, other_port):
-        f = connect(p).get_function("testing.echo")
-        for i in range(200):
-            f(i)
-        echoes.append(f)
+    echoes = [warm_echo(port), warm_echo(other_port)]
     times = [np.empty(n), np.empty(n)]
     block_p50 = [[], []]
     for start in range(0, n, block):
-        count = min(block, n - start)
-        order = (0, 1) if (start // block) % 2 == 0 else (1, 0)
-        for which in order:
-            f, out = echoes[which], times[which]
-            for i in range(start, start + count):
-                t = time.perf_counter()
-                f(i)
-                out[i] = time.perf_counter() - t
-            block_p50[which].append(np.percentile(out[start:start + count], 50))
-    stats = [{"p50_us": float(np.percentile(t, 50) * 1e6),
-              "p99_us": float(np.percentile(t, 99) * 1e6),
-              "mean_us": float(t.mean() * 1e6), "calls": n} for t in times]
+        calls = range(start, min(start + block, n))
+        for which in ((0, 1) if (start // block) % 2 == 0 else (1, 0)):
+            time_echoes(echoes[which], times[which], calls)
+            block_p50[which].append(np.percentile(times[which][calls.start:calls.stop], 50))
     ratios = np.array(block_p50[1]) / np.array(block_p50[0])
-    return {"servers": stats, "block": block,
+    return {"servers": [latency_stats(t) for t in times], "block": block,
             "median_block_ratio": float(np.median(ratios))}
 
 
