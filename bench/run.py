@@ -112,8 +112,10 @@ def tvm_client(port, *args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def rust_client(port, quick, sections=None):
-    argv = ["cargo", "bench", "-q", "--bench", "rpc", "--", f"127.0.0.1:{port}"]
+def rust_client(ports, quick, sections=None):
+    """Our Rust client (benches/rpc.rs) against the servers on `ports` side by side: returns
+    one dict of figures per server, each holding this machine's floor as well."""
+    argv = ["cargo", "bench", "-q", "--bench", "rpc", "--", *(f"127.0.0.1:{p}" for p in ports)]
     if sections:
         argv += ["--only", ",".join(sections)]
     if quick:
@@ -121,7 +123,26 @@ def rust_client(port, quick, sections=None):
     out = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"rust bench: {out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    shared = {k: v for k, v in result.items() if k != "servers"}
+    return [{**shared, **figures} for figures in result["servers"]]
+
+
+def paired_rust_client(quick):
+    """Our Rust client against TVM's server and ours side by side (see benches/rpc.rs), then
+    its concurrent clients against ours alone: TVM's server holds one session at a time, so
+    concurrent clients of it would wait in its backlog past their connect timeout (TVM's own
+    client measures that case)."""
+    tvm, ours = start_tvm(), start_ours()
+    try:
+        on_tvm, on_ours = rust_client([tvm.port, ours.port], quick,
+                                      ["floor", "echo", "pipelined", "transfer"])
+        (concurrent,) = rust_client([ours.port], quick, ["concurrent"])
+        on_ours["concurrent_calls_s"] = concurrent["concurrent_calls_s"]
+        return on_tvm, on_ours
+    finally:
+        tvm.stop()
+        ours.stop()
 
 
 def idle_connections_rss(server, n=64):
@@ -235,6 +256,15 @@ def table(results):
                      f"alternating blocks of {pair['block']} calls; tensor-rpc's block p50 over "
                      f"TVM's, median over blocks: {pair['median_block_ratio']:.2f}×.")
     lines.append("")
+    lines.append("Our Rust client measured both servers side by side: every section below but the "
+                 "concurrent one alternates between them round by round.")
+    for label, key in [("busy-poll", "echo"), ("no busy-poll", "echo_no_spin")]:
+        ratio = rust[key].get("median_block_ratio")
+        if ratio is not None:
+            lines.append(f"Echo p50 ({label}) in alternating blocks of {rust['echo_block']} "
+                         f"calls: tensor-rpc's block p50 over TVM's, median over blocks: "
+                         f"{ratio:.2f}×.")
+    lines.append("")
     lines.append("| our Rust client | vs TVM server | vs tensor-rpc | unit |")
     lines.append("|---|---:|---:|---|")
     rt = results.get("rust_tvm", {})
@@ -333,12 +363,9 @@ def main():
             results[name] = measure_server(server, args.quick)
             results[name]["tvm_echo"] = echo
             print(f"{name}: {json.dumps(results[name])}", file=sys.stderr)
-            # TVM's server holds one session at a time: concurrent clients of ours would wait
-            # in its backlog past their connect timeout (TVM's own client measured it above).
-            sections = ["floor", "echo", "pipelined", "transfer"] if name == "tvm" else None
-            results[f"rust_{name}"] = rust_client(server.port, args.quick, sections)
         finally:
             server.stop()
+    results["rust_tvm"], results["rust_ours"] = paired_rust_client(args.quick)
     if not args.no_gemm:
         results["gemm"] = gemm(args.quick)
     Path(args.out).write_text(json.dumps(results, indent=1))

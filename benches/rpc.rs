@@ -1,7 +1,11 @@
-//! Benchmarks our Rust client against one RPC server (ours or TVM's), printing JSON.
+//! Benchmarks our Rust client against RPC servers (ours, TVM's) side by side, printing JSON.
 //!
-//! `cargo bench --bench rpc -- ADDR [--spin-us N] [--seconds S] [--sizes-mib 1,64,256]
+//! `cargo bench --bench rpc -- ADDR... [--spin-us N] [--seconds S] [--sizes-mib 1,64,256]
 //! [--only floor,echo,pipelined,transfer,concurrent]`
+//!
+//! Every section alternates between the servers given, round by round, so that each sees the
+//! same minutes of this machine (its speed drifts from minute to minute); the JSON holds one
+//! object of figures per server, in the order given, under `servers`.
 //!
 //! Also measures the floor of this machine in the same run: a 32-byte TCP ping-pong between
 //! two threads over loopback, once blocking and once spinning on non-blocking sockets.
@@ -16,7 +20,8 @@ use tensor_rpc::client::{Arg, ChannelOptions, Client, RemoteTensor};
 use tensor_rpc::endpoint::codec::DataType;
 
 struct Options {
-    addr: String,
+    /// The servers, measured side by side: every section alternates between them.
+    addrs: Vec<String>,
     spin: Duration,
     seconds: f64,
     sizes_mib: Vec<usize>,
@@ -33,7 +38,7 @@ impl Options {
 fn parse_options() -> Options {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let mut options = Options {
-        addr: String::new(),
+        addrs: Vec::new(),
         spin: Duration::from_micros(50),
         seconds: 2.0,
         sizes_mib: vec![1, 64, 256],
@@ -48,11 +53,13 @@ fn parse_options() -> Options {
                 options.sizes_mib = value().split(',').map(|s| s.parse().expect("MiB")).collect()
             }
             "--only" => options.only = value().split(',').map(str::to_owned).collect(),
-            addr => options.addr = addr.to_owned(),
+            addr => options.addrs.push(addr.to_owned()),
         }
     }
-    if options.addr.is_empty() {
-        eprintln!("usage: cargo bench --bench rpc -- HOST:PORT [flags] (scripts/bench.sh runs it)");
+    if options.addrs.is_empty() {
+        eprintln!(
+            "usage: cargo bench --bench rpc -- HOST:PORT... [flags] (scripts/bench.sh runs it)"
+        );
         std::process::exit(2);
     }
     options
@@ -62,10 +69,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn summary(mut micros: Vec<f64>) -> String {
+/// The p50, p99 and count of `micros` as JSON object fields (without the braces).
+fn latency_fields(mut micros: Vec<f64>) -> String {
     micros.sort_by(f64::total_cmp);
     format!(
-        "{{\"p50_us\": {:.2}, \"p99_us\": {:.2}, \"samples\": {}}}",
+        "\"p50_us\": {:.2}, \"p99_us\": {:.2}, \"samples\": {}",
         percentile(&micros, 0.5),
         percentile(&micros, 0.99),
         micros.len()
@@ -98,7 +106,7 @@ fn ping_pong_floor(spinning: bool, rounds: usize) -> String {
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }
     echo.join().unwrap();
-    summary(times)
+    format!("{{{}}}", latency_fields(times))
 }
 
 fn read_full(s: &mut TcpStream, buf: &mut [u8]) {
@@ -124,74 +132,137 @@ fn write_full(s: &mut TcpStream, buf: &[u8]) {
     }
 }
 
-fn connect(o: &Options, spin: Duration) -> Client {
+fn connect(addr: &str, spin: Duration) -> Client {
     let options = ChannelOptions { busy_poll: spin, ..ChannelOptions::default() };
-    Client::connect_with(o.addr.as_str(), options).expect("connect")
+    Client::connect_with(addr, options).expect("connect")
 }
 
-fn echo_latency(o: &Options, spin: Duration, calls: usize) -> String {
-    let client = connect(o, spin);
-    let echo = client.function("testing.echo").unwrap();
-    for i in 0..500i64 {
-        echo.call(&[i.into()]).unwrap();
-    }
-    let times = (0..calls as i64)
-        .map(|i| {
-            let t = Instant::now();
-            echo.call(&[i.into()]).unwrap();
-            t.elapsed().as_secs_f64() * 1e6
+/// The order in which round `round` visits `servers` servers: rotated each round, so that no
+/// server always runs first (right after the previous round's work, or after a pause).
+fn round_order(round: usize, servers: usize) -> impl Iterator<Item = usize> {
+    (0..servers).map(move |i| (round + i) % servers)
+}
+
+/// Calls per block of the echo latency: each server gets one block of this many calls in turn.
+const ECHO_BLOCK: usize = 500;
+
+/// Echo round trips to every server from one thread, in alternating blocks of `ECHO_BLOCK`,
+/// `calls` to each: each server's p50/p99, and the median over blocks of its block p50 over the
+/// first server's (so both see the same minutes of this machine, whose speed drifts).
+fn echo_latency(o: &Options, spin: Duration, calls: usize) -> Vec<String> {
+    let echoes: Vec<_> = o
+        .addrs
+        .iter()
+        .map(|addr| {
+            let echo = connect(addr, spin).function("testing.echo").unwrap();
+            for i in 0..500i64 {
+                echo.call(&[i.into()]).unwrap();
+            }
+            echo
         })
         .collect();
-    summary(times)
-}
-
-fn pipelined_calls_per_second(o: &Options, depth: usize) -> f64 {
-    let client = connect(o, o.spin);
-    let echo = client.function("testing.echo").unwrap();
-    let batch: Vec<Vec<Arg<'_>>> = (0..depth as i64).map(|i| vec![i.into()]).collect();
-    let start = Instant::now();
-    let mut calls = 0;
-    while start.elapsed().as_secs_f64() < o.seconds {
-        for r in echo.call_pipelined(&batch).unwrap() {
-            r.unwrap();
+    let mut times = vec![Vec::with_capacity(calls); echoes.len()];
+    let mut block_p50 = vec![Vec::new(); echoes.len()];
+    for (round, first) in (0..calls).step_by(ECHO_BLOCK).enumerate() {
+        let block = first..calls.min(first + ECHO_BLOCK);
+        for server in round_order(round, echoes.len()) {
+            let mut block_times: Vec<f64> = block
+                .clone()
+                .map(|i| {
+                    let t = Instant::now();
+                    echoes[server].call(&[(i as i64).into()]).unwrap();
+                    t.elapsed().as_secs_f64() * 1e6
+                })
+                .collect();
+            times[server].extend_from_slice(&block_times);
+            block_times.sort_by(f64::total_cmp);
+            block_p50[server].push(percentile(&block_times, 0.5));
         }
-        calls += depth;
     }
-    calls as f64 / start.elapsed().as_secs_f64()
+    times
+        .into_iter()
+        .zip(&block_p50)
+        .map(|(micros, p50s)| {
+            let mut ratios: Vec<f64> = p50s.iter().zip(&block_p50[0]).map(|(p, q)| p / q).collect();
+            ratios.sort_by(f64::total_cmp);
+            let median = percentile(&ratios, 0.5);
+            format!("{{{}, \"median_block_ratio\": {median:.3}}}", latency_fields(micros))
+        })
+        .collect()
 }
 
-/// Best-of-`repeat` GiB/s for an upload and a download of `mib` MiB.
-fn transfer(o: &Options, mib: usize, repeat: usize) -> (f64, f64) {
-    let client = connect(o, o.spin);
-    let dev = client.cpu(0);
+/// Rounds each section splits its time into, taken by the servers in turn.
+const ROUNDS: usize = 8;
+
+/// Calls/s of `depth` echoes in flight on one connection, per server, the servers taking
+/// turns in `ROUNDS` rounds.
+fn pipelined_calls_per_second(o: &Options, depth: usize) -> Vec<f64> {
+    let echoes: Vec<_> = o
+        .addrs
+        .iter()
+        .map(|addr| connect(addr, o.spin).function("testing.echo").unwrap())
+        .collect();
+    let batch: Vec<Vec<Arg<'_>>> = (0..depth as i64).map(|i| vec![i.into()]).collect();
+    let mut calls = vec![0usize; echoes.len()];
+    let mut seconds = vec![0f64; echoes.len()];
+    for round in 0..ROUNDS {
+        for server in round_order(round, echoes.len()) {
+            let start = Instant::now();
+            while start.elapsed().as_secs_f64() < o.seconds / ROUNDS as f64 {
+                for r in echoes[server].call_pipelined(&batch).unwrap() {
+                    r.unwrap();
+                }
+                calls[server] += depth;
+            }
+            seconds[server] += start.elapsed().as_secs_f64();
+        }
+    }
+    calls.iter().zip(&seconds).map(|(&c, &s)| c as f64 / s).collect()
+}
+
+/// Best-of-`repeat` GiB/s for an upload and a download of `mib` MiB, per server, the servers
+/// taking turns.
+fn transfer(o: &Options, mib: usize, repeat: usize) -> Vec<(f64, f64)> {
     let bytes = mib << 20;
     let data: Vec<u8> = (0..bytes).map(|i| (i * 31 % 251) as u8).collect();
     let mut back = vec![1u8; bytes]; // touched, so page faults are not timed
     let u8_type = DataType::new(DataType::UINT, 8, 1);
-    let tensor = RemoteTensor::empty(&dev, &[bytes as i64], u8_type).unwrap();
-    tensor.copy_from_bytes(&data).unwrap(); // warm-up: the server touches its pages
+    let remotes: Vec<(Client, RemoteTensor)> = o
+        .addrs
+        .iter()
+        .map(|addr| {
+            let client = connect(addr, o.spin);
+            let tensor = RemoteTensor::empty(&client.cpu(0), &[bytes as i64], u8_type).unwrap();
+            tensor.copy_from_bytes(&data).unwrap(); // warm-up: the server touches its pages
+            (client, tensor)
+        })
+        .collect();
     let gib = bytes as f64 / (1u64 << 30) as f64;
-    let (mut up, mut down) = (f64::MAX, f64::MAX);
-    for _ in 0..repeat {
-        let t = Instant::now();
-        tensor.copy_from_bytes(&data).unwrap();
-        up = up.min(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        client.with_session(|s| s.read(tensor.record(), &mut back)).unwrap();
-        down = down.min(t.elapsed().as_secs_f64());
+    let mut best = vec![(f64::MAX, f64::MAX); remotes.len()];
+    for round in 0..repeat {
+        for server in round_order(round, remotes.len()) {
+            let (client, tensor) = &remotes[server];
+            let t = Instant::now();
+            tensor.copy_from_bytes(&data).unwrap();
+            best[server].0 = best[server].0.min(t.elapsed().as_secs_f64());
+            back.fill(1);
+            let t = Instant::now();
+            client.with_session(|s| s.read(tensor.record(), &mut back)).unwrap();
+            best[server].1 = best[server].1.min(t.elapsed().as_secs_f64());
+            assert!(back == data, "downloaded bytes differ");
+        }
     }
-    assert!(back == data, "downloaded bytes differ");
-    (gib / up, gib / down)
+    best.into_iter().map(|(up, down)| (gib / up, gib / down)).collect()
 }
 
-/// Aggregate echo calls/s of `clients` connections, each on its own thread.
-fn concurrent_calls_per_second(o: &Options, clients: usize) -> f64 {
+/// Aggregate echo calls/s of `clients` connections to `addr`, each on its own thread, for
+/// `seconds`.
+fn concurrent_calls_per_second(addr: &str, clients: usize, seconds: f64) -> (u64, f64) {
     let start = Arc::new(Barrier::new(clients + 1));
-    let seconds = o.seconds;
     let threads: Vec<_> = (0..clients)
         .map(|_| {
             // Spinning clients would fight over the cores with the server: block instead.
-            let client = connect(o, Duration::ZERO);
+            let client = connect(addr, Duration::ZERO);
             let start = Arc::clone(&start);
             std::thread::spawn(move || {
                 let echo = client.function("testing.echo").unwrap();
@@ -209,42 +280,76 @@ fn concurrent_calls_per_second(o: &Options, clients: usize) -> f64 {
     start.wait();
     let t = Instant::now();
     let calls: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    calls as f64 / t.elapsed().as_secs_f64()
+    (calls, t.elapsed().as_secs_f64())
+}
+
+/// Aggregate calls/s of `clients` concurrent clients per server, the servers taking turns
+/// in `ROUNDS / 2` rounds (each round connects anew).
+fn concurrent(o: &Options, clients: usize) -> Vec<f64> {
+    let rounds = ROUNDS / 2;
+    let mut totals = vec![(0u64, 0f64); o.addrs.len()];
+    for round in 0..rounds {
+        for server in round_order(round, o.addrs.len()) {
+            let (calls, secs) =
+                concurrent_calls_per_second(&o.addrs[server], clients, o.seconds / rounds as f64);
+            totals[server].0 += calls;
+            totals[server].1 += secs;
+        }
+    }
+    totals.into_iter().map(|(calls, secs)| calls as f64 / secs).collect()
+}
+
+/// The JSON object `{"k1": v1, "k2": v2, ...}` of `entries`, whose values are JSON already.
+fn json_map<K: std::fmt::Display>(entries: impl IntoIterator<Item = (K, String)>) -> String {
+    let fields: Vec<String> = entries.into_iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
+    format!("{{{}}}", fields.join(", "))
 }
 
 fn main() {
     let o = parse_options();
     let mut fields = Vec::new();
+    // One JSON object of figures per server, in the order of the addresses.
+    let mut servers: Vec<Vec<String>> = vec![Vec::new(); o.addrs.len()];
     if o.runs("floor") {
         fields.push(format!("\"floor_blocking\": {}", ping_pong_floor(false, 20_000)));
         fields.push(format!("\"floor_spinning\": {}", ping_pong_floor(true, 20_000)));
     }
     if o.runs("echo") {
-        fields.push(format!("\"echo\": {}", echo_latency(&o, o.spin, 20_000)));
-        fields.push(format!("\"echo_no_spin\": {}", echo_latency(&o, Duration::ZERO, 20_000)));
+        for (key, spin) in [("echo", o.spin), ("echo_no_spin", Duration::ZERO)] {
+            for (figures, latency) in servers.iter_mut().zip(echo_latency(&o, spin, 20_000)) {
+                figures.push(format!("\"{key}\": {latency}"));
+            }
+        }
+        fields.push(format!("\"echo_block\": {ECHO_BLOCK}"));
     }
     if o.runs("pipelined") {
-        let rate = pipelined_calls_per_second(&o, 64);
-        fields.push(format!("\"pipelined_calls_s\": {rate:.0}"));
+        for (figures, rate) in servers.iter_mut().zip(pipelined_calls_per_second(&o, 64)) {
+            figures.push(format!("\"pipelined_calls_s\": {rate:.0}"));
+        }
     }
     if o.runs("transfer") {
-        let mut up = Vec::new();
-        let mut down = Vec::new();
-        for &mib in &o.sizes_mib {
-            let repeat = if mib >= 256 { 3 } else { 5 };
-            let (u, d) = transfer(&o, mib, repeat);
-            up.push(format!("\"{mib}\": {u:.3}"));
-            down.push(format!("\"{mib}\": {d:.3}"));
+        let per_size: Vec<(usize, Vec<(f64, f64)>)> = o
+            .sizes_mib
+            .iter()
+            .map(|&mib| (mib, transfer(&o, mib, if mib >= 256 { 3 } else { 5 })))
+            .collect();
+        for (server, figures) in servers.iter_mut().enumerate() {
+            let way = |pick: fn((f64, f64)) -> f64| {
+                json_map(per_size.iter().map(|(mib, r)| (mib, format!("{:.3}", pick(r[server])))))
+            };
+            figures.push(format!("\"upload_gib_s\": {}", way(|(up, _)| up)));
+            figures.push(format!("\"download_gib_s\": {}", way(|(_, down)| down)));
         }
-        fields.push(format!("\"upload_gib_s\": {{{}}}", up.join(", ")));
-        fields.push(format!("\"download_gib_s\": {{{}}}", down.join(", ")));
     }
     if o.runs("concurrent") {
-        let concurrent: Vec<String> = [1, 8, 64]
-            .iter()
-            .map(|&c| format!("\"{c}\": {:.0}", concurrent_calls_per_second(&o, c)))
-            .collect();
-        fields.push(format!("\"concurrent_calls_s\": {{{}}}", concurrent.join(", ")));
+        let per_count: Vec<(usize, Vec<f64>)> =
+            [1, 8, 64].into_iter().map(|c| (c, concurrent(&o, c))).collect();
+        for (server, figures) in servers.iter_mut().enumerate() {
+            let rates = per_count.iter().map(|(c, r)| (c, format!("{:.0}", r[server])));
+            figures.push(format!("\"concurrent_calls_s\": {}", json_map(rates)));
+        }
     }
+    let servers: Vec<String> = servers.iter().map(|f| format!("{{{}}}", f.join(", "))).collect();
+    fields.push(format!("\"servers\": [{}]", servers.join(", ")));
     println!("{{{}}}", fields.join(", "));
 }
