@@ -220,6 +220,16 @@ fn pipelined_calls_per_second(o: &Options, depth: usize) -> Vec<f64> {
     calls.iter().zip(&seconds).map(|(&c, &s)| c as f64 / s).collect()
 }
 
+/// How many times a transfer of `mib` MiB is repeated: a 1 MiB copy takes a few hundred
+/// microseconds here, and the best of a handful of those still caught a wake-up or two.
+fn transfer_repeats(mib: usize) -> usize {
+    match mib {
+        0..=4 => 30,
+        5..=128 => 5,
+        _ => 3,
+    }
+}
+
 /// Best-of-`repeat` GiB/s for an upload and a download of `mib` MiB, per server, the servers
 /// taking turns.
 fn transfer(o: &Options, mib: usize, repeat: usize) -> Vec<(f64, f64)> {
@@ -245,11 +255,11 @@ fn transfer(o: &Options, mib: usize, repeat: usize) -> Vec<(f64, f64)> {
             let t = Instant::now();
             tensor.copy_from_bytes(&data).unwrap();
             best[server].0 = best[server].0.min(t.elapsed().as_secs_f64());
-            back.fill(1);
             let t = Instant::now();
             client.with_session(|s| s.read(tensor.record(), &mut back)).unwrap();
             best[server].1 = best[server].1.min(t.elapsed().as_secs_f64());
             assert!(back == data, "downloaded bytes differ");
+            back.fill(1); // so that the next download is checked too
         }
     }
     best.into_iter().map(|(up, down)| (gib / up, gib / down)).collect()
@@ -331,7 +341,7 @@ fn main() {
         let per_size: Vec<(usize, Vec<(f64, f64)>)> = o
             .sizes_mib
             .iter()
-            .map(|&mib| (mib, transfer(&o, mib, if mib >= 256 { 3 } else { 5 })))
+            .map(|&mib| (mib, transfer(&o, mib, transfer_repeats(mib))))
             .collect();
         for (server, figures) in servers.iter_mut().enumerate() {
             let way = |pick: fn((f64, f64)) -> f64| {
