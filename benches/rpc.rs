@@ -220,6 +220,9 @@ fn pipelined_calls_per_second(o: &Options, depth: usize) -> Vec<f64> {
     calls.iter().zip(&seconds).map(|(&c, &s)| c as f64 / s).collect()
 }
 
+/// MiB each transfer benchmark moves each way on its connection before timing.
+const WARM_UP_MIB: usize = 16;
+
 /// How many times a transfer of `mib` MiB is repeated: a 1 MiB copy takes a few hundred
 /// microseconds here, and the best of a handful of those still caught a wake-up or two.
 fn transfer_repeats(mib: usize) -> usize {
@@ -243,7 +246,13 @@ fn transfer(o: &Options, mib: usize, repeat: usize) -> Vec<(f64, f64)> {
         .map(|addr| {
             let client = connect(addr, o.spin);
             let tensor = RemoteTensor::empty(&client.cpu(0), &[bytes as i64], u8_type).unwrap();
-            tensor.copy_from_bytes(&data).unwrap(); // warm-up: the server touches its pages
+            // Warm-up: the server touches its pages, and the connection's TCP buffers grow
+            // (Linux autotunes them with traffic: on a new connection the first few MiB moved
+            // 1 MiB at a time each took 2-3x as long as later ones).
+            for _ in 0..WARM_UP_MIB.div_ceil(mib) {
+                tensor.copy_from_bytes(&data).unwrap();
+                client.with_session(|s| s.read(tensor.record(), &mut back)).unwrap();
+            }
             (client, tensor)
         })
         .collect();
