@@ -1,9 +1,9 @@
 //! The threads GEMM runs on, and the split of one product into row bands
 //! across them.
 //!
-//! matrixmultiply's single-threaded kernels are as fast as OpenBLAS's on one
-//! core here (≈ 65–70 GFLOP/s f32 at 1024–2048, numpy with one thread the
-//! same), but its own `threading` feature scaled to only ≈ 97–100 GFLOP/s on
+//! matrixmultiply's single-threaded kernels reach ≈ 65–70 GFLOP/s f32 at
+//! 1024–2048 on one core here (numpy with one thread: about 10% more, run in
+//! turn), but its own `threading` feature scaled to only ≈ 97–100 GFLOP/s on
 //! two cores (and stops at four threads). Giving each core its own band of
 //! rows of `c`, each computed single-threaded, measured 115–135 GFLOP/s on
 //! the same two cores, against numpy's 130–144. The bands share nothing but
