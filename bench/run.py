@@ -125,7 +125,12 @@ def rust_client(ports, quick, sections=None):
         raise RuntimeError(f"rust bench: {out.stderr[-2000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     shared = {k: v for k, v in result.items() if k != "servers"}
-    return [{**shared, **figures} for figures in result["servers"]]
+    servers = [{**shared, **figures} for figures in result["servers"]]
+    for figures in servers:  # sizes and client counts in numeric order, for the table
+        for key in ("upload_gib_s", "download_gib_s", "concurrent_calls_s"):
+            if key in figures:
+                figures[key] = dict(sorted(figures[key].items(), key=lambda kv: int(kv[0])))
+    return servers
 
 
 def paired_rust_client(quick):

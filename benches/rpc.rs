@@ -16,6 +16,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use serde_json::{Map, Value};
 use tensor_rpc::client::{Arg, ChannelOptions, Client, RemoteTensor};
 use tensor_rpc::endpoint::codec::DataType;
 
@@ -69,19 +70,18 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// The p50, p99 and count of `micros` as JSON object fields (without the braces).
-fn latency_fields(mut micros: Vec<f64>) -> String {
+/// The p50, p99 and count of `micros`.
+fn latency(mut micros: Vec<f64>) -> Map<String, Value> {
     micros.sort_by(f64::total_cmp);
-    format!(
-        "\"p50_us\": {:.2}, \"p99_us\": {:.2}, \"samples\": {}",
-        percentile(&micros, 0.5),
-        percentile(&micros, 0.99),
-        micros.len()
-    )
+    let mut fields = Map::new();
+    fields.insert("p50_us".into(), percentile(&micros, 0.5).into());
+    fields.insert("p99_us".into(), percentile(&micros, 0.99).into());
+    fields.insert("samples".into(), micros.len().into());
+    fields
 }
 
 /// 32-byte ping-pong between two threads over loopback: the floor any RPC pays here.
-fn ping_pong_floor(spinning: bool, rounds: usize) -> String {
+fn ping_pong_floor(spinning: bool, rounds: usize) -> Map<String, Value> {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let echo = std::thread::spawn(move || {
@@ -106,7 +106,7 @@ fn ping_pong_floor(spinning: bool, rounds: usize) -> String {
         times.push(t.elapsed().as_secs_f64() * 1e6);
     }
     echo.join().unwrap();
-    format!("{{{}}}", latency_fields(times))
+    latency(times)
 }
 
 fn read_full(s: &mut TcpStream, buf: &mut [u8]) {
@@ -149,7 +149,7 @@ const ECHO_BLOCK: usize = 500;
 /// Echo round trips to every server from one thread, in alternating blocks of `ECHO_BLOCK`,
 /// `calls` to each: each server's p50/p99, and the median over blocks of its block p50 over the
 /// first server's (so both see the same minutes of this machine, whose speed drifts).
-fn echo_latency(o: &Options, spin: Duration, calls: usize) -> Vec<String> {
+fn echo_latency(o: &Options, spin: Duration, calls: usize) -> Vec<Map<String, Value>> {
     let echoes: Vec<_> = o
         .addrs
         .iter()
@@ -185,8 +185,9 @@ fn echo_latency(o: &Options, spin: Duration, calls: usize) -> Vec<String> {
         .map(|(micros, p50s)| {
             let mut ratios: Vec<f64> = p50s.iter().zip(&block_p50[0]).map(|(p, q)| p / q).collect();
             ratios.sort_by(f64::total_cmp);
-            let median = percentile(&ratios, 0.5);
-            format!("{{{}, \"median_block_ratio\": {median:.3}}}", latency_fields(micros))
+            let mut figures = latency(micros);
+            figures.insert("median_block_ratio".into(), percentile(&ratios, 0.5).into());
+            figures
         })
         .collect()
 }
@@ -318,32 +319,26 @@ fn concurrent(o: &Options, clients: usize) -> Vec<f64> {
     totals.into_iter().map(|(calls, secs)| calls as f64 / secs).collect()
 }
 
-/// The JSON object `{"k1": v1, "k2": v2, ...}` of `entries`, whose values are JSON already.
-fn json_map<K: std::fmt::Display>(entries: impl IntoIterator<Item = (K, String)>) -> String {
-    let fields: Vec<String> = entries.into_iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
-    format!("{{{}}}", fields.join(", "))
-}
-
 fn main() {
     let o = parse_options();
-    let mut fields = Vec::new();
-    // One JSON object of figures per server, in the order of the addresses.
-    let mut servers: Vec<Vec<String>> = vec![Vec::new(); o.addrs.len()];
+    let mut out = Map::new();
+    // The figures of each server, in the order of the addresses.
+    let mut servers: Vec<Map<String, Value>> = vec![Map::new(); o.addrs.len()];
     if o.runs("floor") {
-        fields.push(format!("\"floor_blocking\": {}", ping_pong_floor(false, 20_000)));
-        fields.push(format!("\"floor_spinning\": {}", ping_pong_floor(true, 20_000)));
+        out.insert("floor_blocking".into(), ping_pong_floor(false, 20_000).into());
+        out.insert("floor_spinning".into(), ping_pong_floor(true, 20_000).into());
     }
     if o.runs("echo") {
         for (key, spin) in [("echo", o.spin), ("echo_no_spin", Duration::ZERO)] {
             for (figures, latency) in servers.iter_mut().zip(echo_latency(&o, spin, 20_000)) {
-                figures.push(format!("\"{key}\": {latency}"));
+                figures.insert(key.into(), latency.into());
             }
         }
-        fields.push(format!("\"echo_block\": {ECHO_BLOCK}"));
+        out.insert("echo_block".into(), ECHO_BLOCK.into());
     }
     if o.runs("pipelined") {
         for (figures, rate) in servers.iter_mut().zip(pipelined_calls_per_second(&o, 64)) {
-            figures.push(format!("\"pipelined_calls_s\": {rate:.0}"));
+            figures.insert("pipelined_calls_s".into(), rate.into());
         }
     }
     if o.runs("transfer") {
@@ -353,22 +348,22 @@ fn main() {
             .map(|&mib| (mib, transfer(&o, mib, transfer_repeats(mib))))
             .collect();
         for (server, figures) in servers.iter_mut().enumerate() {
-            let way = |pick: fn((f64, f64)) -> f64| {
-                json_map(per_size.iter().map(|(mib, r)| (mib, format!("{:.3}", pick(r[server])))))
+            let by_size = |pick: fn((f64, f64)) -> f64| -> Map<String, Value> {
+                per_size.iter().map(|(mib, r)| (mib.to_string(), pick(r[server]).into())).collect()
             };
-            figures.push(format!("\"upload_gib_s\": {}", way(|(up, _)| up)));
-            figures.push(format!("\"download_gib_s\": {}", way(|(_, down)| down)));
+            figures.insert("upload_gib_s".into(), by_size(|(up, _)| up).into());
+            figures.insert("download_gib_s".into(), by_size(|(_, down)| down).into());
         }
     }
     if o.runs("concurrent") {
         let per_count: Vec<(usize, Vec<f64>)> =
             [1, 8, 64].into_iter().map(|c| (c, concurrent(&o, c))).collect();
         for (server, figures) in servers.iter_mut().enumerate() {
-            let rates = per_count.iter().map(|(c, r)| (c, format!("{:.0}", r[server])));
-            figures.push(format!("\"concurrent_calls_s\": {}", json_map(rates)));
+            let rates: Map<String, Value> =
+                per_count.iter().map(|(c, r)| (c.to_string(), r[server].into())).collect();
+            figures.insert("concurrent_calls_s".into(), rates.into());
         }
     }
-    let servers: Vec<String> = servers.iter().map(|f| format!("{{{}}}", f.join(", "))).collect();
-    fields.push(format!("\"servers\": [{}]", servers.join(", ")));
-    println!("{{{}}}", fields.join(", "));
+    out.insert("servers".into(), servers.into_iter().map(Value::Object).collect());
+    println!("{}", Value::Object(out));
 }
