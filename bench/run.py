@@ -6,6 +6,7 @@ Run through scripts/bench.sh, which builds the release binary and the bench venv
 import argparse
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -50,7 +51,10 @@ class Server:
     def __init__(self, name, argv, port):
         self.name, self.port = name, port
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # A process group of its own: TVM's server forks worker processes, and `stop` ends
+        # them with it (once the server is gone they belong to init, not to it).
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
         deadline = time.time() + 60
         while True:
             try:
@@ -80,11 +84,11 @@ class Server:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-        for pid in children(self.proc.pid):
-            try:
-                os.kill(pid, 9)
-            except OSError:
-                pass
+            self.proc.wait()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # whatever it forked
+        except ProcessLookupError:
+            pass
 
 
 def children(pid):
