@@ -137,23 +137,6 @@ def rust_client(ports, quick, sections=None):
     return servers
 
 
-def paired_rust_client(quick):
-    """Our Rust client against TVM's server and ours side by side (see benches/rpc.rs), then
-    its concurrent clients against ours alone: TVM's server holds one session at a time, so
-    concurrent clients of it would wait in its backlog past their connect timeout (TVM's own
-    client measures that case)."""
-    tvm, ours = start_tvm(), start_ours()
-    try:
-        on_tvm, on_ours = rust_client([tvm.port, ours.port], quick,
-                                      ["floor", "echo", "pipelined", "transfer"])
-        (concurrent,) = rust_client([ours.port], quick, ["concurrent"])
-        on_ours["concurrent_calls_s"] = concurrent["concurrent_calls_s"]
-        return on_tvm, on_ours
-    finally:
-        tvm.stop()
-        ours.stop()
-
-
 def idle_connections_rss(server, n=64):
     socks = []
     for _ in range(n):
@@ -170,14 +153,23 @@ def idle_connections_rss(server, n=64):
     return rss, len(socks)
 
 
-def paired_echo(quick):
-    """Echo with TVM's client against both servers at once, in alternating blocks: measured
-    one after the other, the two would see different minutes of this machine (its blocking
-    ping-pong floor moved from 28 to 43 µs within one run)."""
+def side_by_side(quick):
+    """The measurements that run against both servers at once, alternating between them:
+    measured one after the other, the two would see different minutes of this machine (its
+    blocking ping-pong floor moved from 28 to 43 µs within one run). Echo with TVM's client
+    in alternating blocks, then our Rust client's sections (see benches/rpc.rs). Our client's
+    concurrent clients run against ours alone: TVM's server holds one session at a time, so
+    concurrent clients of it would wait in its backlog past their connect timeout (TVM's own
+    client measures that case)."""
     tvm, ours = start_tvm(), start_ours()
     try:
         n = 2000 if quick else 10000
-        return tvm_client(tvm.port, "latency_pair", n, 500, ours.port)
+        echo_pair = tvm_client(tvm.port, "latency_pair", n, 500, ours.port)
+        rust_on_tvm, rust_on_ours = rust_client([tvm.port, ours.port], quick,
+                                                ["floor", "echo", "pipelined", "transfer"])
+        (concurrent,) = rust_client([ours.port], quick, ["concurrent"])
+        rust_on_ours["concurrent_calls_s"] = concurrent["concurrent_calls_s"]
+        return echo_pair, rust_on_tvm, rust_on_ours
     finally:
         tvm.stop()
         ours.stop()
@@ -363,7 +355,7 @@ def main():
         print(gemm_table(gemm(args.quick)))
         return
     results = {"machine": {"cpus": os.cpu_count(), "load": os.getloadavg()}}
-    pair = paired_echo(args.quick)
+    pair, results["rust_tvm"], results["rust_ours"] = side_by_side(args.quick)
     results["tvm_echo_pair"] = {"block": pair["block"],
                                 "median_block_ratio": pair["median_block_ratio"]}
     for (name, start), echo in zip([("tvm", start_tvm), ("ours", start_ours)], pair["servers"]):
@@ -374,7 +366,6 @@ def main():
             print(f"{name}: {json.dumps(results[name])}", file=sys.stderr)
         finally:
             server.stop()
-    results["rust_tvm"], results["rust_ours"] = paired_rust_client(args.quick)
     if not args.no_gemm:
         results["gemm"] = gemm(args.quick)
     Path(args.out).write_text(json.dumps(results, indent=1))
