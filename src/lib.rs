@@ -2,6 +2,7 @@
 pub mod client;
 pub mod endpoint;
 pub mod kernels;
+mod readiness;
 pub mod ringbuf;
 pub mod server;
 pub mod session;

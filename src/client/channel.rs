@@ -12,6 +12,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::ClientError;
 use crate::endpoint::codec::{PROTOCOL_VERSION, Packet, TensorRecord, Value};
 use crate::endpoint::{Endpoint, EndpointConfig, Event};
+use crate::readiness::ShortReadProbe;
 
 const STREAM: Token = Token(0);
 
@@ -78,6 +79,13 @@ pub struct Channel {
     peer: SocketAddr,
     server_key: String,
     options: ChannelOptions,
+    /// Whether a read may find data: false after a read came back short or would block,
+    /// until the poller reports the socket readable again (or a spin tries it anyway). A
+    /// blocking call then costs one write, one wait and one read, without the reads that
+    /// would only say WouldBlock.
+    readable: bool,
+    /// The poller has reported the end of the stream: reads go on until they return it.
+    read_closed_reported: bool,
 }
 
 impl Channel {
@@ -120,6 +128,8 @@ impl Channel {
             peer,
             server_key: String::new(),
             options,
+            readable: true,
+            read_closed_reported: false,
         };
         let deadline = channel.options.connect_timeout.map(|t| Instant::now() + t);
         channel.server_key = channel.wait(deadline, |event| match event {
@@ -258,15 +268,17 @@ impl Channel {
                 }
             }
             if let Some(at) = filled.as_mut() {
-                while *at < out.len() {
-                    match self.stream.read(&mut out[*at..]) {
+                while *at < out.len() && self.readable {
+                    let mut socket = ShortReadProbe::new(&mut self.stream);
+                    match socket.read(&mut out[*at..]) {
                         Ok(0) => return Err(ClientError::Closed),
                         Ok(n) => {
+                            self.readable = !socket.was_short() || self.read_closed_reported;
                             *at += n;
                             self.endpoint.count_direct_input(n);
                             progressed = true;
                         }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => self.readable = false,
                         Err(e) if e.kind() == ErrorKind::Interrupted => {}
                         Err(e) => return Err(ClientError::io(self.peer, e)),
                     }
@@ -363,12 +375,22 @@ impl Channel {
             return Err(ClientError::Timeout { peer: self.peer.to_string() });
         }
         if now < waiter.spin_until {
+            // Spinning asks the socket itself, not the poller.
+            self.readable = true;
             std::hint::spin_loop();
             return Ok(());
         }
         let timeout = waiter.deadline.map(|d| d.saturating_duration_since(now));
         match self.poll.poll(&mut self.events, timeout) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                for event in self.events.iter() {
+                    // An error shows up on the next read.
+                    self.readable |=
+                        event.is_readable() || event.is_read_closed() || event.is_error();
+                    self.read_closed_reported |= event.is_read_closed();
+                }
+                Ok(())
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => Ok(()),
             Err(e) => Err(ClientError::io(self.peer, e)),
         }
@@ -389,14 +411,24 @@ impl Channel {
         Ok(wrote)
     }
 
-    /// One read into the input buffer. Returns whether anything arrived.
+    /// One read into the input buffer, if the socket may have data. Returns whether anything
+    /// arrived.
     fn fill_once(&mut self) -> Result<bool, ClientError> {
-        match self.endpoint.receive_from(&mut self.stream) {
+        if !self.readable {
+            return Ok(false);
+        }
+        let mut socket = ShortReadProbe::new(&mut self.stream);
+        match self.endpoint.receive_from(&mut socket) {
             Ok(0) => Err(ClientError::Closed),
-            Ok(_) => Ok(true),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
+            Ok(_) => {
+                self.readable = !socket.was_short() || self.read_closed_reported;
+                Ok(true)
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                self.readable = false;
                 Ok(false)
             }
+            Err(e) if e.kind() == ErrorKind::Interrupted => Ok(false),
             Err(e) => Err(ClientError::io(self.peer, e)),
         }
     }
@@ -404,18 +436,23 @@ impl Channel {
     /// Reads what the socket has. Returns whether anything arrived.
     fn fill(&mut self) -> Result<bool, ClientError> {
         let mut read = false;
-        loop {
-            match self.endpoint.receive_from(&mut self.stream) {
+        while self.readable {
+            let mut socket = ShortReadProbe::new(&mut self.stream);
+            match self.endpoint.receive_from(&mut socket) {
                 Ok(0) => {
                     // Replies already buffered still count; the next wait reports the close.
                     return if read { Ok(true) } else { Err(ClientError::Closed) };
                 }
-                Ok(_) => read = true,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(read),
+                Ok(_) => {
+                    read = true;
+                    self.readable = !socket.was_short() || self.read_closed_reported;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => self.readable = false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(ClientError::io(self.peer, e)),
             }
         }
+        Ok(read)
     }
 
     /// Ends the session politely: a Shutdown packet, flushed as far as the socket allows.

@@ -32,6 +32,8 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
+use crate::readiness::ShortReadProbe;
+
 /// How long a connection stays quiet before buffers grown for large packets are released.
 const BUFFER_RELEASE_AFTER: Duration = Duration::from_secs(1);
 
@@ -515,32 +517,13 @@ impl Server {
     }
 }
 
-/// A socket whose reads note whether they came back short. A stream socket that returns less
-/// than the space offered held no more data at that moment, and with edge-triggered readiness
-/// whatever arrives later brings a new event; so after a short read the loop stops reading
-/// without the extra call that would only return WouldBlock (one syscall of about three per
-/// echo call). The exception is an end of stream that arrived with the data: its event has
-/// already been reported, so the loop reads on until it sees it.
-struct ShortReadProbe<'a, R> {
-    inner: &'a mut R,
-    short: bool,
-}
-
-impl<R: io::Read> io::Read for ShortReadProbe<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.short = n < buf.len();
-        Ok(n)
-    }
-}
-
 /// Reads, processes and writes until nothing more can happen now. Returns why the
 /// connection must close, if it must.
 fn pump(client: &mut Client, key: usize, workers: &WorkerPool) -> Option<String> {
     loop {
         let mut progressed = false;
         while client.readable && client.conn.endpoint_ref().wants_read() {
-            let mut socket = ShortReadProbe { inner: &mut client.socket, short: false };
+            let mut socket = ShortReadProbe::new(&mut client.socket);
             match client.conn.endpoint().receive_from(&mut socket) {
                 Ok(0) => {
                     client.peer_closed = true;
@@ -550,7 +533,7 @@ fn pump(client: &mut Client, key: usize, workers: &WorkerPool) -> Option<String>
                     progressed = true;
                     // Drained: the read that would only say WouldBlock is skipped, unless
                     // the end of the stream came with the data and only a read shows it.
-                    client.readable = !socket.short || client.read_closed_reported;
+                    client.readable = !socket.was_short() || client.read_closed_reported;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => client.readable = false,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
