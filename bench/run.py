@@ -131,7 +131,8 @@ def rust_client(ports, quick, sections=None):
     shared = {k: v for k, v in result.items() if k != "servers"}
     servers = [{**shared, **figures} for figures in result["servers"]]
     for figures in servers:  # sizes and client counts in numeric order, for the table
-        for key in ("upload_gib_s", "download_gib_s", "concurrent_calls_s"):
+        for key in ("upload_gib_s", "download_gib_s", "concurrent_calls_s",
+                    "concurrent_client_cpu_us"):
             if key in figures:
                 figures[key] = dict(sorted(figures[key].items(), key=lambda kv: int(kv[0])))
     return servers
@@ -168,7 +169,8 @@ def side_by_side(quick):
         rust_on_tvm, rust_on_ours = rust_client([tvm.port, ours.port], quick,
                                                 ["floor", "echo", "pipelined", "transfer"])
         (concurrent,) = rust_client([ours.port], quick, ["concurrent"])
-        rust_on_ours["concurrent_calls_s"] = concurrent["concurrent_calls_s"]
+        for key in ("concurrent_calls_s", "concurrent_client_cpu_us"):
+            rust_on_ours[key] = concurrent[key]
         return echo_pair, rust_on_tvm, rust_on_ours
     finally:
         tvm.stop()
@@ -182,9 +184,10 @@ def measure_server(server, quick):
         r[f"tvm_upload_{mib}"] = tvm_client(server.port, "upload", mib, 2)["gib_s"]
         r[f"tvm_download_{mib}"] = tvm_client(server.port, "download", mib, 2)["gib_s"]
     secs = 1 if quick else 3
-    r["tvm_calls_1"] = tvm_client(server.port, "concurrent", 1, secs)["calls_s"]
-    r["tvm_calls_8"] = tvm_client(server.port, "concurrent", 8, secs)["calls_s"]
-    r["tvm_calls_64"] = tvm_client(server.port, "concurrent", 64, 1)["calls_s"]
+    for clients in (1, 8, 64):
+        c = tvm_client(server.port, "concurrent", clients, secs if clients < 64 else 1)
+        r[f"tvm_calls_{clients}"] = c["calls_s"]
+        r[f"tvm_calls_{clients}_client_cpu_us"] = c["client_cpu_us"]
     r["rss_64_idle_mib"], r["idle_connections_served"] = idle_connections_rss(server)
     return r
 
@@ -282,10 +285,45 @@ def table(results):
     for c, v in rust["concurrent_calls_s"].items():
         t = rt.get("concurrent_calls_s", {}).get(c, float("nan"))
         lines.append(f"| {c} concurrent clients | {t:,.0f} | {v:,.0f} | calls/s |")
+    lines.append("")
+    lines.extend(client_cpu_bounds(results))
     if "gemm" in results:
         lines.append("")
         lines.append(gemm_table(results["gemm"]))
     return "\n".join(lines)
+
+
+def client_cpu_bounds(results):
+    """What TVM's Python client costs itself, measured in the same run: its own CPU time per
+    echo bounds the round trip from below, and its CPU time per call with many clients bounds
+    their aggregate rate on this machine's cores, whatever the server does."""
+    tvm, ours = results["tvm"], results["ours"]
+    if "client_cpu_us" not in ours["tvm_echo"]:
+        return []
+    cores = results["machine"]["cpus"]
+    half = tvm["tvm_echo"]["p50_us"] / 2
+    own = ours["tvm_echo"]["client_cpu_us"]
+    lines = [f"TVM's client's own CPU time per echo (user + system, over the timed calls): "
+             f"{tvm['tvm_echo']['client_cpu_us']:.1f} µs with TVM's server, {own:.1f} µs "
+             f"with tensor-rpc; half of TVM's server's p50 is {half:.1f} µs"
+             + (", less than that: no server reaches it with this client." if half < own
+                else ".")]
+    for c in (8, 64):
+        cpu = ours.get(f"tvm_calls_{c}_client_cpu_us")
+        if cpu:
+            lines.append(f"{c} TVM clients on tensor-rpc spent {cpu:.1f} µs of CPU per call "
+                         f"themselves: on {cores} cores they can make at most "
+                         f"{cores / cpu * 1e6:,.0f} calls/s, whatever the server does "
+                         f"({cores / cpu * 1e6 / ours['tvm_calls_1']:.2f}× one client's rate).")
+    rust = results["rust_ours"]
+    cpu = rust.get("concurrent_client_cpu_us", {}).get("64")
+    if cpu:
+        one = rust["concurrent_calls_s"]["1"]
+        lines.append(f"64 of our Rust clients spent {cpu:.1f} µs of CPU per call themselves "
+                     f"(threads blocking on their sockets): at most {cores / cpu * 1e6:,.0f} "
+                     f"calls/s on {cores} cores, {cores / cpu * 1e6 / one:.2f}× one client's "
+                     f"rate, before the server's own share.")
+    return lines
 
 
 def gemm_table(g):

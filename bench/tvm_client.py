@@ -1,14 +1,16 @@
 """Benchmarks with TVM 0.27's own Python client against one server (ours or TVM's).
 
 usage: python tvm_client.py PORT WHAT [ARGS]
-  latency N            echo round trips: prints {"p50_us", "p99_us", "mean_us"}
+  latency N            echo round trips: prints {"p50_us", "p99_us", "mean_us",
+                       "client_cpu_us"} (this client's own CPU time per call)
   latency_pair N BLOCK PORT2
                        echo round trips to PORT and PORT2 in alternating blocks of BLOCK
                        calls, N to each: prints {"servers": [{...}, {...}],
                        "median_block_ratio"} (PORT2's block p50 over PORT's, median)
   upload MIB REPEAT    tensor upload (copyfrom) throughput: prints {"gib_s"}
   download MIB REPEAT  tensor download (numpy()) throughput: prints {"gib_s"}
-  concurrent C SECS    C client processes echoing for SECS: prints {"calls_s"}
+  concurrent C SECS    C client processes echoing for SECS: prints {"calls_s",
+                       "client_cpu_us"} (the clients' own CPU time per call)
   matmul N REPEAT      tensor_rpc.matmul of two NxN float32 on the server: prints {"gflops"}
   matmul_vs_numpy N ROUNDS [PORT...]
                        numpy's N×N float32 matmul here, then tensor_rpc.matmul on each
@@ -41,23 +43,29 @@ def warm_echo(port):
 
 
 def time_echoes(f, times, calls):
-    """Times one echo call per index of `calls`, into those slots of `times`."""
+    """Times one echo call per index of `calls`, into those slots of `times`. Returns the CPU
+    time this client process spent on them (user and system), in seconds."""
+    cpu = time.process_time()
     for i in calls:
         t = time.perf_counter()
         f(i)
         times[i] = time.perf_counter() - t
+    return time.process_time() - cpu
 
 
-def latency_stats(times):
+def latency_stats(times, client_cpu_s):
+    """`client_cpu_s`: this client's own CPU time over all the calls. Per call, it is a floor
+    under the round trip that no server can lower."""
     return {"p50_us": float(np.percentile(times, 50) * 1e6),
             "p99_us": float(np.percentile(times, 99) * 1e6),
-            "mean_us": float(times.mean() * 1e6), "calls": len(times)}
+            "mean_us": float(times.mean() * 1e6), "calls": len(times),
+            "client_cpu_us": client_cpu_s / len(times) * 1e6}
 
 
 def latency(port, n):
     times = np.empty(n)
-    time_echoes(warm_echo(port), times, range(n))
-    return latency_stats(times)
+    cpu = time_echoes(warm_echo(port), times, range(n))
+    return latency_stats(times, cpu)
 
 
 def latency_pair(port, n, block, other_port):
@@ -66,14 +74,15 @@ def latency_pair(port, n, block, other_port):
     minutes of this machine, whose speed drifts between runs of a benchmark."""
     echoes = [warm_echo(port), warm_echo(other_port)]
     times = [np.empty(n), np.empty(n)]
+    cpu = [0.0, 0.0]
     block_p50 = [[], []]
     for start in range(0, n, block):
         calls = range(start, min(start + block, n))
         for which in ((0, 1) if (start // block) % 2 == 0 else (1, 0)):
-            time_echoes(echoes[which], times[which], calls)
+            cpu[which] += time_echoes(echoes[which], times[which], calls)
             block_p50[which].append(np.percentile(times[which][calls.start:calls.stop], 50))
     ratios = np.array(block_p50[1]) / np.array(block_p50[0])
-    return {"servers": [latency_stats(t) for t in times], "block": block,
+    return {"servers": [latency_stats(t, c) for t, c in zip(times, cpu)], "block": block,
             "median_block_ratio": float(np.median(ratios))}
 
 
@@ -103,13 +112,14 @@ def _echo_worker(port, secs, start, out):
         f(0)
         start.wait()
         n = 0
+        cpu = time.process_time()
         end = time.perf_counter() + secs
         while time.perf_counter() < end:
             f(n)
             n += 1
-        out.put((n, None))
+        out.put((n, time.process_time() - cpu, None))
     except Exception as e:  # reported, so the parent never waits for a dead worker
-        out.put((0, f"{type(e).__name__}: {e}"))
+        out.put((0, 0.0, f"{type(e).__name__}: {e}"))
 
 
 def concurrent(port, clients, secs):
@@ -123,14 +133,15 @@ def concurrent(port, clients, secs):
     time.sleep(1.0)
     t = time.perf_counter()
     start.set()
-    total, errors = 0, []
+    total, client_cpu, errors = 0, 0.0, []
     for _ in procs:
         try:
-            n, error = out.get(timeout=clients * secs + 120)
+            n, cpu, error = out.get(timeout=clients * secs + 120)
         except Exception:
             errors.append("no result from a client process")
             break
         total += n
+        client_cpu += cpu
         if error:
             errors.append(error)
     wall = time.perf_counter() - t
@@ -138,8 +149,11 @@ def concurrent(port, clients, secs):
         p.join(timeout=5)
         if p.is_alive():
             p.kill()
+    # The clients' own CPU time per call bounds what they can make of this machine's cores,
+    # whatever the server does: cores / client_cpu_us calls per second at most.
     return {"calls_s": total / wall, "calls": total, "wall_s": wall, "errors": errors[:3],
-            "failed_clients": len(errors)}
+            "failed_clients": len(errors),
+            "client_cpu_us": client_cpu / total * 1e6 if total else float("nan")}
 
 
 def matmul(port, n, repeat):

@@ -275,9 +275,42 @@ fn transfer(o: &Options, mib: usize, repeat: usize) -> Vec<(f64, f64)> {
     best.into_iter().map(|(up, down)| (gib / up, gib / down)).collect()
 }
 
+/// CPU time this process has used so far (user and system, all threads), in seconds, from
+/// `/proc/self/stat` (Linux; `None` elsewhere). Its unit is USER_HZ, 100 per second on every
+/// Linux ABI: a 10 ms resolution, fine over windows of seconds.
+fn process_cpu_seconds() -> Option<f64> {
+    const USER_HZ: f64 = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces, but ends at the last ')'):
+    // state is field 3, utime and stime are fields 14 and 15.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let mut fields = after_name.split(' ').skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / USER_HZ)
+}
+
+/// One server's concurrent clients over all their rounds.
+#[derive(Default, Clone, Copy)]
+struct ConcurrentRun {
+    calls: u64,
+    seconds: f64,
+    /// CPU time the client threads (this process) used, when it could be read.
+    client_cpu_seconds: Option<f64>,
+}
+
+impl ConcurrentRun {
+    fn add(&mut self, other: ConcurrentRun) {
+        self.calls += other.calls;
+        self.seconds += other.seconds;
+        self.client_cpu_seconds =
+            self.client_cpu_seconds.zip(other.client_cpu_seconds).map(|(a, b)| a + b);
+    }
+}
+
 /// Aggregate echo calls/s of `clients` connections to `addr`, each on its own thread, for
 /// `seconds`.
-fn concurrent_calls_per_second(addr: &str, clients: usize, seconds: f64) -> (u64, f64) {
+fn concurrent_calls_per_second(addr: &str, clients: usize, seconds: f64) -> ConcurrentRun {
     let start = Arc::new(Barrier::new(clients + 1));
     let threads: Vec<_> = (0..clients)
         .map(|_| {
@@ -297,26 +330,32 @@ fn concurrent_calls_per_second(addr: &str, clients: usize, seconds: f64) -> (u64
             })
         })
         .collect();
+    let cpu_before = process_cpu_seconds();
     start.wait();
     let t = Instant::now();
     let calls: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    (calls, t.elapsed().as_secs_f64())
+    let seconds = t.elapsed().as_secs_f64();
+    let client_cpu_seconds =
+        process_cpu_seconds().zip(cpu_before).map(|(after, before)| after - before);
+    ConcurrentRun { calls, seconds, client_cpu_seconds }
 }
 
 /// Aggregate calls/s of `clients` concurrent clients per server, the servers taking turns
 /// in `ROUNDS / 2` rounds (each round connects anew).
-fn concurrent(o: &Options, clients: usize) -> Vec<f64> {
+fn concurrent(o: &Options, clients: usize) -> Vec<ConcurrentRun> {
     let rounds = ROUNDS / 2;
-    let mut totals = vec![(0u64, 0f64); o.addrs.len()];
+    let mut totals =
+        vec![ConcurrentRun { client_cpu_seconds: Some(0.0), ..Default::default() }; o.addrs.len()];
     for round in 0..rounds {
         for server in round_order(round, o.addrs.len()) {
-            let (calls, secs) =
-                concurrent_calls_per_second(&o.addrs[server], clients, o.seconds / rounds as f64);
-            totals[server].0 += calls;
-            totals[server].1 += secs;
+            totals[server].add(concurrent_calls_per_second(
+                &o.addrs[server],
+                clients,
+                o.seconds / rounds as f64,
+            ));
         }
     }
-    totals.into_iter().map(|(calls, secs)| calls as f64 / secs).collect()
+    totals
 }
 
 fn main() {
@@ -356,12 +395,21 @@ fn main() {
         }
     }
     if o.runs("concurrent") {
-        let per_count: Vec<(usize, Vec<f64>)> =
+        let per_count: Vec<(usize, Vec<ConcurrentRun>)> =
             [1, 8, 64].into_iter().map(|c| (c, concurrent(&o, c))).collect();
         for (server, figures) in servers.iter_mut().enumerate() {
-            let rates: Map<String, Value> =
-                per_count.iter().map(|(c, r)| (c.to_string(), r[server].into())).collect();
+            let by_count = |figure: fn(&ConcurrentRun) -> Option<f64>| -> Map<String, Value> {
+                per_count
+                    .iter()
+                    .filter_map(|(c, runs)| Some((c.to_string(), figure(&runs[server])?.into())))
+                    .collect()
+            };
+            let rates = by_count(|r| Some(r.calls as f64 / r.seconds));
+            // The clients' own CPU per call: with `cores` cores they cannot make more than
+            // cores / that calls per second, whatever the server does.
+            let client_cpu = by_count(|r| Some(r.client_cpu_seconds? / r.calls as f64 * 1e6));
             figures.insert("concurrent_calls_s".into(), rates.into());
+            figures.insert("concurrent_client_cpu_us".into(), client_cpu.into());
         }
     }
     out.insert("servers".into(), servers.into_iter().map(Value::Object).collect());
