@@ -6,6 +6,8 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::servers::start_ours;
@@ -20,12 +22,23 @@ fn connect(addr: String) -> Client {
     Client::connect_with(addr, options).unwrap()
 }
 
-/// Forwards one connection to `server`, passing the server's bytes on `chunk` at a time
-/// with a pause between chunks, so that the client sees every reply arrive in many short
-/// pieces. Returns the address to connect to.
-fn trickling_proxy(server: String, chunk: usize) -> String {
+/// How a proxy passes the server's bytes on to the client.
+struct Forwarding {
+    /// Largest piece written at once.
+    chunk: usize,
+    /// Pause after each piece.
+    pause: Duration,
+    /// Once this many bytes have gone to the client, end its stream right behind them.
+    close_after: Option<usize>,
+}
+
+/// Forwards one connection to `server` as `how` says. Returns the address to connect to and
+/// the count of the server's bytes passed on so far.
+fn proxy(server: String, how: Forwarding) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
+    let forwarded = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&forwarded);
     std::thread::spawn(move || {
         let (client, _) = listener.accept().unwrap();
         let upstream = TcpStream::connect(server).unwrap();
@@ -39,21 +52,38 @@ fn trickling_proxy(server: String, chunk: usize) -> String {
         });
         let (mut upstream_in, mut client_out) = (upstream, client);
         let mut buf = vec![0u8; 64 << 10];
-        loop {
+        let limit = how.close_after.unwrap_or(usize::MAX);
+        while count.load(Ordering::SeqCst) < limit {
             let n = match upstream_in.read(&mut buf) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => n,
+                Ok(n) => n.min(limit - count.load(Ordering::SeqCst)),
             };
-            for piece in buf[..n].chunks(chunk) {
+            for piece in buf[..n].chunks(how.chunk) {
+                // Counted before it goes out: once the client holds a reply, the count
+                // covers it.
+                let total = count.fetch_add(piece.len(), Ordering::SeqCst) + piece.len();
+                if total >= limit {
+                    // Corked, the last piece waits in the socket until the shutdown below,
+                    // which sends it with the FIN in one segment: the client's poller sees
+                    // the data and the end of the stream in a single event.
+                    socket2::SockRef::from(&client_out).set_tcp_cork(true).unwrap();
+                }
                 if client_out.write_all(piece).is_err() {
                     return;
                 }
-                std::thread::sleep(Duration::from_micros(20));
+                std::thread::sleep(how.pause);
             }
         }
         let _ = client_out.shutdown(Shutdown::Write);
     });
-    addr
+    (addr, forwarded)
+}
+
+/// Passes the server's bytes on a few at a time, so that the client sees every reply
+/// arrive in many short pieces.
+fn trickling_proxy(server: String, chunk: usize) -> String {
+    let how = Forwarding { chunk, pause: Duration::from_micros(20), close_after: None };
+    proxy(server, how).0
 }
 
 #[test]
@@ -88,6 +118,34 @@ fn a_call_on_a_connection_the_server_closed_fails_at_once() {
     std::thread::sleep(Duration::from_millis(2500));
     let start = Instant::now();
     let err = echo.call(&[2i64.into()]).expect_err("the server closed the session");
+    assert!(!matches!(err, ClientError::Timeout { .. }), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
+}
+
+#[test]
+fn a_call_after_a_reply_that_came_with_the_end_of_the_stream_fails_at_once() {
+    let server = start_ours(&[]);
+    // How many bytes the server sends up to and including the first echo's reply.
+    let whole = Forwarding { chunk: usize::MAX, pause: Duration::ZERO, close_after: None };
+    let (addr, forwarded) = proxy(server.addr(), whole);
+    let client = connect(addr);
+    client.function("testing.echo").unwrap().call(&[1i64.into()]).unwrap();
+    let upto_first_reply = forwarded.load(Ordering::SeqCst);
+    drop(client);
+
+    // The same again, with the stream ended right behind that reply: the reply and the end
+    // of the stream reach the client together.
+    let cut = Forwarding {
+        chunk: usize::MAX,
+        pause: Duration::ZERO,
+        close_after: Some(upto_first_reply),
+    };
+    let (addr, _) = proxy(server.addr(), cut);
+    let client = connect(addr);
+    let echo = client.function("testing.echo").unwrap();
+    assert_eq!(echo.call(&[1i64.into()]).unwrap(), Value::Int(1));
+    let start = Instant::now();
+    let err = echo.call(&[2i64.into()]).expect_err("the stream has ended");
     assert!(!matches!(err, ClientError::Timeout { .. }), "{err}");
     assert!(start.elapsed() < Duration::from_secs(2), "took {:?}", start.elapsed());
 }
