@@ -291,7 +291,7 @@ fn process_cpu_seconds() -> Option<f64> {
 }
 
 /// One server's concurrent clients over all their rounds.
-#[derive(Default, Clone, Copy)]
+#[derive(Clone, Copy)]
 struct ConcurrentRun {
     calls: u64,
     seconds: f64,
@@ -300,6 +300,11 @@ struct ConcurrentRun {
 }
 
 impl ConcurrentRun {
+    /// No calls yet: where a sum of runs starts.
+    fn zero() -> Self {
+        ConcurrentRun { calls: 0, seconds: 0.0, client_cpu_seconds: Some(0.0) }
+    }
+
     fn add(&mut self, other: ConcurrentRun) {
         self.calls += other.calls;
         self.seconds += other.seconds;
@@ -344,8 +349,7 @@ fn concurrent_calls_per_second(addr: &str, clients: usize, seconds: f64) -> Conc
 /// in `ROUNDS / 2` rounds (each round connects anew).
 fn concurrent(o: &Options, clients: usize) -> Vec<ConcurrentRun> {
     let rounds = ROUNDS / 2;
-    let mut totals =
-        vec![ConcurrentRun { client_cpu_seconds: Some(0.0), ..Default::default() }; o.addrs.len()];
+    let mut totals = vec![ConcurrentRun::zero(); o.addrs.len()];
     for round in 0..rounds {
         for server in round_order(round, o.addrs.len()) {
             totals[server].add(concurrent_calls_per_second(

@@ -12,7 +12,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::ClientError;
 use crate::endpoint::codec::{PROTOCOL_VERSION, Packet, TensorRecord, Value};
 use crate::endpoint::{Endpoint, EndpointConfig, Event};
-use crate::readiness::ShortReadProbe;
+use crate::readiness::ReadReadiness;
 
 const STREAM: Token = Token(0);
 
@@ -79,13 +79,9 @@ pub struct Channel {
     peer: SocketAddr,
     server_key: String,
     options: ChannelOptions,
-    /// Whether a read may find data: false after a read came back short or would block,
-    /// until the poller reports the socket readable again (or a spin tries it anyway). A
-    /// blocking call then costs one write, one wait and one read, without the reads that
-    /// would only say WouldBlock.
-    readable: bool,
-    /// The poller has reported the end of the stream: reads go on until they return it.
-    read_closed_reported: bool,
+    /// Whether a read may find data. A blocking call costs one write, one wait and one read,
+    /// without the reads that would only say WouldBlock.
+    reading: ReadReadiness,
 }
 
 impl Channel {
@@ -128,8 +124,7 @@ impl Channel {
             peer,
             server_key: String::new(),
             options,
-            readable: true,
-            read_closed_reported: false,
+            reading: ReadReadiness::new(),
         };
         let deadline = channel.options.connect_timeout.map(|t| Instant::now() + t);
         channel.server_key = channel.wait(deadline, |event| match event {
@@ -268,18 +263,23 @@ impl Channel {
                 }
             }
             if let Some(at) = filled.as_mut() {
-                while *at < out.len() && self.readable {
-                    let mut socket = ShortReadProbe::new(&mut self.stream);
-                    match socket.read(&mut out[*at..]) {
+                if self.reading.at_end() {
+                    return Err(ClientError::Closed);
+                }
+                while *at < out.len() && self.reading.may_read() {
+                    let rest = &mut out[*at..];
+                    match self.reading.read(&mut self.stream, |socket| socket.read(rest)) {
                         Ok(0) => return Err(ClientError::Closed),
                         Ok(n) => {
-                            self.readable = !socket.was_short() || self.read_closed_reported;
                             *at += n;
                             self.endpoint.count_direct_input(n);
                             progressed = true;
                         }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => self.readable = false,
-                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                ErrorKind::WouldBlock | ErrorKind::Interrupted
+                            ) => {}
                         Err(e) => return Err(ClientError::io(self.peer, e)),
                     }
                 }
@@ -376,7 +376,7 @@ impl Channel {
         }
         if now < waiter.spin_until {
             // Spinning asks the socket itself, not the poller.
-            self.readable = true;
+            self.reading.assume_readable();
             std::hint::spin_loop();
             return Ok(());
         }
@@ -384,10 +384,7 @@ impl Channel {
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {
                 for event in self.events.iter() {
-                    // An error shows up on the next read.
-                    self.readable |=
-                        event.is_readable() || event.is_read_closed() || event.is_error();
-                    self.read_closed_reported |= event.is_read_closed();
+                    self.reading.on_event(event);
                 }
                 Ok(())
             }
@@ -414,41 +411,38 @@ impl Channel {
     /// One read into the input buffer, if the socket may have data. Returns whether anything
     /// arrived.
     fn fill_once(&mut self) -> Result<bool, ClientError> {
-        if !self.readable {
+        if self.reading.at_end() {
+            return Err(ClientError::Closed);
+        }
+        if !self.reading.may_read() {
             return Ok(false);
         }
-        let mut socket = ShortReadProbe::new(&mut self.stream);
-        match self.endpoint.receive_from(&mut socket) {
+        let endpoint = &mut self.endpoint;
+        match self.reading.read(&mut self.stream, |socket| endpoint.receive_from(socket)) {
             Ok(0) => Err(ClientError::Closed),
-            Ok(_) => {
-                self.readable = !socket.was_short() || self.read_closed_reported;
-                Ok(true)
-            }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                self.readable = false;
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
                 Ok(false)
             }
-            Err(e) if e.kind() == ErrorKind::Interrupted => Ok(false),
             Err(e) => Err(ClientError::io(self.peer, e)),
         }
     }
 
     /// Reads what the socket has. Returns whether anything arrived.
     fn fill(&mut self) -> Result<bool, ClientError> {
+        if self.reading.at_end() {
+            return Err(ClientError::Closed);
+        }
         let mut read = false;
-        while self.readable {
-            let mut socket = ShortReadProbe::new(&mut self.stream);
-            match self.endpoint.receive_from(&mut socket) {
+        while self.reading.may_read() {
+            let endpoint = &mut self.endpoint;
+            match self.reading.read(&mut self.stream, |socket| endpoint.receive_from(socket)) {
                 Ok(0) => {
                     // Replies already buffered still count; the next wait reports the close.
                     return if read { Ok(true) } else { Err(ClientError::Closed) };
                 }
-                Ok(_) => {
-                    read = true;
-                    self.readable = !socket.was_short() || self.read_closed_reported;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => self.readable = false,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Ok(_) => read = true,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
                 Err(e) => return Err(ClientError::io(self.peer, e)),
             }
         }

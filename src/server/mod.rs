@@ -32,7 +32,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::readiness::ShortReadProbe;
+use crate::readiness::ReadReadiness;
 
 /// How long a connection stays quiet before buffers grown for large packets are released.
 const BUFFER_RELEASE_AFTER: Duration = Duration::from_secs(1);
@@ -108,11 +108,8 @@ struct Client {
     socket: TcpStream,
     peer: SocketAddr,
     conn: ServerConnection,
-    readable: bool,
+    reading: ReadReadiness,
     writable: bool,
-    /// The poller reported the peer's end of the stream; reads go on until they return 0.
-    read_closed_reported: bool,
-    peer_closed: bool,
     /// When bytes last moved.
     last_active: Instant,
     /// Whether the server counts this connection as a session (its handshake was accepted).
@@ -262,8 +259,7 @@ impl Server {
                 }
                 Token(key) => {
                     if let Some(client) = self.clients.get_mut(key) {
-                        client.readable |= event.is_readable() || event.is_read_closed();
-                        client.read_closed_reported |= event.is_read_closed();
+                        client.reading.on_event(event);
                         client.writable |= event.is_writable();
                     }
                     self.drive(key);
@@ -336,7 +332,7 @@ impl Server {
                         Token(key) if key < TRACKER.0 => {
                             if let Some(client) = self.clients.get_mut(key) {
                                 client.writable = true;
-                                client.readable = true;
+                                client.reading.assume_readable();
                             }
                             self.drive(key);
                         }
@@ -410,10 +406,8 @@ impl Server {
             socket,
             peer,
             conn: ServerConnection::new(self.config.connection.clone()),
-            readable: true,
+            reading: ReadReadiness::new(),
             writable: true,
-            read_closed_reported: false,
-            peer_closed: false,
             last_active: Instant::now(),
             counted: false,
             session_deadline: None,
@@ -522,21 +516,12 @@ impl Server {
 fn pump(client: &mut Client, key: usize, workers: &WorkerPool) -> Option<String> {
     loop {
         let mut progressed = false;
-        while client.readable && client.conn.endpoint_ref().wants_read() {
-            let mut socket = ShortReadProbe::new(&mut client.socket);
-            match client.conn.endpoint().receive_from(&mut socket) {
-                Ok(0) => {
-                    client.peer_closed = true;
-                    client.readable = false;
-                }
-                Ok(_) => {
-                    progressed = true;
-                    // Drained: the read that would only say WouldBlock is skipped, unless
-                    // the end of the stream came with the data and only a read shows it.
-                    client.readable = !socket.was_short() || client.read_closed_reported;
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => client.readable = false,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+        while client.reading.may_read() && client.conn.endpoint_ref().wants_read() {
+            let endpoint = client.conn.endpoint();
+            match client.reading.read(&mut client.socket, |socket| endpoint.receive_from(socket)) {
+                Ok(0) => {}
+                Ok(_) => progressed = true,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
                 Err(e) => return Some(format!("read error: {e}")),
             }
         }
@@ -560,7 +545,7 @@ fn pump(client: &mut Client, key: usize, workers: &WorkerPool) -> Option<String>
         if client.conn.is_finished() {
             return Some("session ended".into());
         }
-        if client.peer_closed && !client.conn.endpoint_ref().wants_write() {
+        if client.reading.at_end() && !client.conn.endpoint_ref().wants_write() {
             return Some("peer closed".into());
         }
         if !progressed {
