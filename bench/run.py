@@ -205,7 +205,7 @@ def gemm(quick):
     rounds = {256: 40, 1024: 30, 2048: 15}
     if quick:
         rounds = {n: r // 3 for n, r in rounds.items()}
-    backends = ["matrixmultiply", "gemm-crate"]
+    backends = ["blis", "matrixmultiply", "gemm-crate"]
     out = {"numpy": {}, **{b: {} for b in backends}, "ratio": {b: {} for b in backends}}
     servers = [start_ours("--gemm-backend", backend) for backend in backends]
     try:

@@ -88,7 +88,7 @@ struct ServerArgs {
     /// After any event, poll without sleeping for this many microseconds (0: off).
     #[arg(long, value_name = "MICROSECONDS", default_value_t = 50)]
     busy_poll_us: u64,
-    /// GEMM implementation of matmuls: gemm-crate or matrixmultiply.
+    /// GEMM implementation of matmuls: blis, gemm-crate or matrixmultiply.
     #[arg(long, value_parser = parse_gemm_backend, default_value_t = GemmBackend::default())]
     gemm_backend: GemmBackend,
 }
@@ -177,16 +177,9 @@ fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 fn parse_gemm_backend(text: &str) -> Result<GemmBackend, String> {
-    let backend = GemmBackend::available()
-        .iter()
-        .copied()
-        .find(|b| b.name() == text)
-        .or(match text {
-            "gemm-crate" => Some(GemmBackend::GemmCrate),
-            "matrixmultiply" => Some(GemmBackend::MatrixMultiply),
-            _ => None,
-        })
-        .ok_or_else(|| format!("unknown GEMM backend {text:?} (gemm-crate or matrixmultiply)"))?;
+    let backend = GemmBackend::from_name(text).ok_or_else(|| {
+        format!("unknown GEMM backend {text:?} (blis, gemm-crate or matrixmultiply)")
+    })?;
     if !backend.is_available() {
         return Err(format!("GEMM backend {text} is not compiled into this build"));
     }

@@ -79,7 +79,8 @@ pub enum KernelError {
     EmptyReduction { op: &'static str, arg: &'static str, axis: i64, shape: Vec<i64> },
 
     #[error(
-        "matmul: the {backend} backend is not compiled into this build (enable cargo feature `gemm-crate`)"
+        "matmul: the {backend} backend is not compiled into this build (enable cargo feature `{}`)",
+        backend.cargo_feature().unwrap_or("default")
     )]
     BackendUnavailable { backend: GemmBackend },
 

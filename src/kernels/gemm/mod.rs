@@ -1,17 +1,21 @@
-//! Single-matrix GEMM (`c = a · b`) behind one small interface, with two
+//! Single-matrix GEMM (`c = a · b`) behind one small interface, with three
 //! interchangeable backends:
 //!
-//! * `matrixmultiply` (sgemm/dgemm): portable, always compiled in, and the
-//!   default. Its single-threaded kernels run on row bands of `c`, one per
-//!   core of a shared pool (see `pool`);
+//! * BLIS, threaded by BLIS itself: the default, compiled in with the default
+//!   cargo feature `blis`. It measured fastest here (see `blis_backend`);
+//! * `matrixmultiply` (sgemm/dgemm): portable, always compiled in. Its
+//!   single-threaded kernels run on row bands of `c`, one per core of a
+//!   shared pool (see `pool`);
 //! * the pure-Rust `gemm` crate with rayon parallelism, compiled in with the
 //!   default cargo feature `gemm-crate`. It measured slower here, both alone
 //!   and through the RPC.
 //!
-//! Both backends receive a `GemmProblem`, whose constructor proves that every
+//! Every backend receives a `GemmProblem`, whose constructor proves that every
 //! element the backend will touch lies inside the slices; that is what makes
 //! their raw-pointer calls sound.
 
+#[cfg(feature = "blis")]
+mod blis_backend;
 #[cfg(feature = "gemm-crate")]
 mod gemm_crate_backend;
 mod matrixmultiply_backend;
@@ -25,6 +29,8 @@ use crate::kernels::error::KernelError;
 /// Which GEMM implementation `matmul` uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GemmBackend {
+    /// BLIS, threaded by BLIS (needs cargo feature `blis`, on by default).
+    Blis,
     /// The `matrixmultiply` crate's kernels on row bands across the cores
     /// (portable; always available).
     MatrixMultiply,
@@ -36,10 +42,29 @@ pub enum GemmBackend {
 impl GemmBackend {
     /// Every backend compiled into this build.
     pub fn available() -> &'static [GemmBackend] {
-        if cfg!(feature = "gemm-crate") {
-            &[GemmBackend::GemmCrate, GemmBackend::MatrixMultiply]
-        } else {
-            &[GemmBackend::MatrixMultiply]
+        match (cfg!(feature = "blis"), cfg!(feature = "gemm-crate")) {
+            (true, true) => {
+                &[GemmBackend::Blis, GemmBackend::GemmCrate, GemmBackend::MatrixMultiply]
+            }
+            (true, false) => &[GemmBackend::Blis, GemmBackend::MatrixMultiply],
+            (false, true) => &[GemmBackend::GemmCrate, GemmBackend::MatrixMultiply],
+            (false, false) => &[GemmBackend::MatrixMultiply],
+        }
+    }
+
+    /// The backend named `name` (as `name()` spells it), compiled in or not.
+    pub fn from_name(name: &str) -> Option<GemmBackend> {
+        [GemmBackend::Blis, GemmBackend::GemmCrate, GemmBackend::MatrixMultiply]
+            .into_iter()
+            .find(|backend| backend.name() == name)
+    }
+
+    /// The cargo feature that compiles this backend in (`None`: always in).
+    pub const fn cargo_feature(self) -> Option<&'static str> {
+        match self {
+            GemmBackend::Blis => Some("blis"),
+            GemmBackend::GemmCrate => Some("gemm-crate"),
+            GemmBackend::MatrixMultiply => None,
         }
     }
 
@@ -50,6 +75,7 @@ impl GemmBackend {
 
     pub const fn name(self) -> &'static str {
         match self {
+            GemmBackend::Blis => "blis",
             GemmBackend::MatrixMultiply => "matrixmultiply",
             GemmBackend::GemmCrate => "gemm-crate",
         }
@@ -57,11 +83,13 @@ impl GemmBackend {
 }
 
 impl Default for GemmBackend {
-    /// matrixmultiply: measured faster on the 2-core machine, alone (single-threaded 65–70 vs
-    /// 51 GFLOP/s f32 at 1024–2048) and through the RPC (bench/run.py). `--gemm-backend
-    /// gemm-crate` selects the other.
+    /// BLIS where it is compiled in: measured fastest on the 2-core machine, in process
+    /// (0.96–0.98× numpy at 1024–2048 f32, against 0.88× for matrixmultiply on row bands)
+    /// and through the RPC (bench/run.py). Otherwise matrixmultiply, which measured faster
+    /// than the gemm crate (single-threaded 65–70 vs 51 GFLOP/s f32 at 1024–2048).
+    /// `--gemm-backend` selects another.
     fn default() -> Self {
-        GemmBackend::MatrixMultiply
+        if cfg!(feature = "blis") { GemmBackend::Blis } else { GemmBackend::MatrixMultiply }
     }
 }
 
@@ -192,6 +220,10 @@ pub(crate) fn gemm<T: GemmElement + Default>(
     let problem = GemmProblem::new(a, b, c)
         .ok_or(KernelError::Internal { op: "matmul", detail: "gemm operand out of bounds" })?;
     match backend {
+        #[cfg(feature = "blis")]
+        GemmBackend::Blis => blis_backend::run(problem),
+        #[cfg(not(feature = "blis"))]
+        GemmBackend::Blis => Err(KernelError::BackendUnavailable { backend }),
         GemmBackend::MatrixMultiply => {
             pool::run_in_row_bands::<T, matrixmultiply_backend::MatrixMultiplyKernel>(problem)
         }
@@ -218,9 +250,24 @@ mod tests {
         assert!(GemmBackend::default().is_available());
     }
 
+    #[cfg(feature = "blis")]
     #[test]
-    fn default_backend_is_matrixmultiply_the_faster_one_measured() {
+    fn default_backend_is_blis_the_fastest_one_measured() {
+        assert_eq!(GemmBackend::default(), GemmBackend::Blis);
+    }
+
+    #[cfg(not(feature = "blis"))]
+    #[test]
+    fn default_backend_without_blis_is_matrixmultiply_faster_than_the_gemm_crate() {
         assert_eq!(GemmBackend::default(), GemmBackend::MatrixMultiply);
+    }
+
+    #[test]
+    fn every_backend_is_found_by_its_name() {
+        for backend in [GemmBackend::Blis, GemmBackend::GemmCrate, GemmBackend::MatrixMultiply] {
+            assert_eq!(GemmBackend::from_name(backend.name()), Some(backend));
+        }
+        assert_eq!(GemmBackend::from_name("openblas"), None);
     }
 
     #[cfg(not(feature = "gemm-crate"))]

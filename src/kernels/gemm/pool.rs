@@ -10,10 +10,12 @@
 //! read-only operands, so splitting needs no `unsafe`: `c` is cut with
 //! `chunks_mut`.
 //!
-//! One pool serves every GEMM in the process, whichever backend and however
-//! many compute workers call it, so concurrent products queue for the cores
-//! instead of oversubscribing them. The `gemm` crate backend runs inside the
-//! same pool (its `Parallelism::Rayon(0)` means "the current pool").
+//! One pool serves every matrixmultiply and `gemm` crate product in the
+//! process, however many compute workers call it, so concurrent products
+//! queue for the cores instead of oversubscribing them. The `gemm` crate
+//! backend runs inside the same pool (its `Parallelism::Rayon(0)` means "the
+//! current pool"). BLIS starts threads of its own and queues its products on
+//! a lock instead (`blis_backend`).
 //!
 //! When the pool has one thread per core the process may run on, each thread
 //! is pinned to its own core. Unpinned, on the 2-vCPU machines, the scheduler
