@@ -2,15 +2,16 @@
 //! source and links it statically; on x86-64 with every kernel set and
 //! run-time CPU dispatch).
 //!
-//! BLIS threads a product itself: its threads share one packed block of `b`
-//! and split the rows of `c` between them. On the 2-core machine that
+//! BLIS can thread a product itself: its threads share one packed block of
+//! `b` and split the rows of `c` between them. On the 2-core machine that
 //! measured 0.96–0.98× numpy (OpenBLAS) at 1024–2048 f32, in process, where
 //! BLIS's serial kernel on our row bands measured 0.91–0.92× and
-//! matrixmultiply's 0.88× (README, "Compute"). BLIS starts its threads per
-//! product, so they are not our pinned pool threads: a product runs on the
-//! calling thread plus BLIS's own, which inherit the caller's CPU mask (the
-//! compute workers are not pinned). One lock makes concurrent products queue
-//! for the cores, as the pool does for the other backends.
+//! matrixmultiply's 0.88× (README, "Benchmarks"). But BLIS starts its
+//! threads per product and they are not our pinned pool threads (they
+//! inherit the caller's CPU mask; the compute workers are not pinned), so
+//! only large products, which a late second thread hardly slows, run on
+//! them; the rest run as BLIS serial calls on the pool's row bands. One lock
+//! makes concurrent BLIS products queue for the cores either way.
 //!
 //! We call BLIS's typed API (`bli_sgemm`), which takes a row and a column
 //! stride per operand like matrixmultiply, so transposed operands need no
@@ -81,8 +82,8 @@ unsafe extern "C" {
 /// placement to the scheduler, which after an idle spell often queues the
 /// second behind the first on one vCPU for a millisecond or more (see `pool`):
 /// through the RPC, three runs in turn, BLIS's threads led the bands by about
-/// 5% at 2048³ (≈ 120 ms a product) and were no better at 1024³ (≈ 16 ms);
-/// at 256³ they were the slowest of all.
+/// 5% at 2048³ (≈ 120 ms a product) and were level at 1024³ (≈ 16 ms); at
+/// 256³ they were the slowest of all.
 const THREADED_MIN_WORK: usize = 1 << 31;
 
 /// Whether the linked BLIS uses 64-bit `dim_t`/`inc_t`, as declared above.

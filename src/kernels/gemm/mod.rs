@@ -1,8 +1,9 @@
 //! Single-matrix GEMM (`c = a · b`) behind one small interface, with three
 //! interchangeable backends:
 //!
-//! * BLIS, threaded by BLIS itself: the default, compiled in with the default
-//!   cargo feature `blis`. It measured fastest here (see `blis_backend`);
+//! * BLIS: the default, compiled in with the default cargo feature `blis`.
+//!   Large products run on BLIS's own threads, the rest on the pool's row
+//!   bands. It measured fastest here (see `blis_backend`);
 //! * `matrixmultiply` (sgemm/dgemm): portable, always compiled in. Its
 //!   single-threaded kernels run on row bands of `c`, one per core of a
 //!   shared pool (see `pool`);
@@ -29,7 +30,8 @@ use crate::kernels::error::KernelError;
 /// Which GEMM implementation `matmul` uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GemmBackend {
-    /// BLIS, threaded by BLIS (needs cargo feature `blis`, on by default).
+    /// BLIS: large products on BLIS's threads, the rest on row bands across
+    /// the cores (needs cargo feature `blis`, on by default).
     Blis,
     /// The `matrixmultiply` crate's kernels on row bands across the cores
     /// (portable; always available).
