@@ -35,6 +35,28 @@ type BlisInt = i64;
 /// BLIS's `trans_t::BLIS_NO_TRANSPOSE` (a C enum, hence `c_int`).
 const BLIS_NO_TRANSPOSE: libc::c_int = 0;
 
+/// BLIS's typed gemm for element type `T` (`bli_sgemm`, `bli_dgemm`):
+/// `c = alpha · op(a) · op(b) + beta · c` with dimensions m, n, k and a row
+/// and a column stride per matrix.
+type BlisGemm<T> = unsafe extern "C" fn(
+    transa: libc::c_int,
+    transb: libc::c_int,
+    m: BlisInt,
+    n: BlisInt,
+    k: BlisInt,
+    alpha: *const T,
+    a: *const T,
+    rs_a: BlisInt,
+    cs_a: BlisInt,
+    b: *const T,
+    rs_b: BlisInt,
+    cs_b: BlisInt,
+    beta: *const T,
+    c: *mut T,
+    rs_c: BlisInt,
+    cs_c: BlisInt,
+);
+
 unsafe extern "C" {
     fn bli_sgemm(
         transa: libc::c_int,
@@ -74,6 +96,25 @@ unsafe extern "C" {
     );
     fn bli_thread_set_num_threads(threads: BlisInt);
     fn bli_info_get_int_type_size() -> BlisInt;
+}
+
+/// The element types BLIS multiplies: each with its typed gemm.
+trait BlisElement: GemmElement {
+    const ONE: Self;
+    const ZERO: Self;
+    const GEMM: BlisGemm<Self>;
+}
+
+impl BlisElement for f32 {
+    const ONE: f32 = 1.0;
+    const ZERO: f32 = 0.0;
+    const GEMM: BlisGemm<f32> = bli_sgemm;
+}
+
+impl BlisElement for f64 {
+    const ONE: f64 = 1.0;
+    const ZERO: f64 = 0.0;
+    const GEMM: BlisGemm<f64> = bli_dgemm;
 }
 
 /// From this many multiply-adds (m·n·k, ≈ 1290³) on, a product runs on
@@ -208,11 +249,11 @@ pub(crate) struct BlisKernel;
 
 impl GemmKernel for BlisKernel {
     fn sgemm(problem: GemmProblem<'_, f32>) {
-        sgemm_on_threads(problem, 1);
+        gemm_on_threads(problem, 1);
     }
 
     fn dgemm(problem: GemmProblem<'_, f64>) {
-        dgemm_on_threads(problem, 1);
+        gemm_on_threads(problem, 1);
     }
 }
 
@@ -221,11 +262,11 @@ struct BlisThreadedKernel;
 
 impl GemmKernel for BlisThreadedKernel {
     fn sgemm(problem: GemmProblem<'_, f32>) {
-        sgemm_on_threads(problem, threads_per_product());
+        gemm_on_threads(problem, threads_per_product());
     }
 
     fn dgemm(problem: GemmProblem<'_, f64>) {
-        dgemm_on_threads(problem, threads_per_product());
+        gemm_on_threads(problem, threads_per_product());
     }
 }
 
@@ -240,9 +281,9 @@ fn set_blis_threads(threads: usize) {
 
 /// `problem` on BLIS with `threads` threads; on matrixmultiply's kernel
 /// (this thread only) if BLIS would reject a stride.
-fn sgemm_on_threads(problem: GemmProblem<'_, f32>, threads: usize) {
+fn gemm_on_threads<T: BlisElement>(problem: GemmProblem<'_, T>, threads: usize) {
     let Some(BlisOperands { a, b, c }) = BlisOperands::of(&problem) else {
-        return MatrixMultiplyKernel::sgemm(problem);
+        return T::run::<MatrixMultiplyKernel>(problem);
     };
     set_blis_threads(threads);
     // SAFETY: `GemmProblem::new` checked that m, k, n >= 1, that every
@@ -252,54 +293,23 @@ fn sgemm_on_threads(problem: GemmProblem<'_, f32>, threads: usize) {
     // whose one index is 0, so BLIS reads and writes exactly those elements;
     // it also checked that BLIS accepts the strides (so BLIS does not abort).
     // `c` is a unique borrow, so it aliases neither operand; with beta = 0 it
-    // is only written. alpha and beta outlive the call.
+    // is only written. alpha and beta outlive the call. `T::GEMM` is BLIS's
+    // gemm for `T`, declared above with BLIS's signature.
     unsafe {
-        bli_sgemm(
+        (T::GEMM)(
             BLIS_NO_TRANSPOSE,
             BLIS_NO_TRANSPOSE,
             c.rows,
             c.cols,
             a.cols,
-            &1.0,
+            &T::ONE,
             problem.a.data.as_ptr(),
             a.row_stride,
             a.col_stride,
             problem.b.data.as_ptr(),
             b.row_stride,
             b.col_stride,
-            &0.0,
-            problem.c.as_mut_ptr(),
-            c.row_stride,
-            c.col_stride,
-        );
-    }
-}
-
-/// As `sgemm_on_threads`, for f64.
-fn dgemm_on_threads(problem: GemmProblem<'_, f64>, threads: usize) {
-    let Some(BlisOperands { a, b, c }) = BlisOperands::of(&problem) else {
-        return MatrixMultiplyKernel::dgemm(problem);
-    };
-    set_blis_threads(threads);
-    // SAFETY: as in `sgemm_on_threads`: bounds and sizes checked by
-    // `GemmProblem::new`, strides accepted by BLIS's rules and changed only
-    // where they address nothing, `c` uniquely borrowed and only written
-    // (beta = 0).
-    unsafe {
-        bli_dgemm(
-            BLIS_NO_TRANSPOSE,
-            BLIS_NO_TRANSPOSE,
-            c.rows,
-            c.cols,
-            a.cols,
-            &1.0,
-            problem.a.data.as_ptr(),
-            a.row_stride,
-            a.col_stride,
-            problem.b.data.as_ptr(),
-            b.row_stride,
-            b.col_stride,
-            &0.0,
+            &T::ZERO,
             problem.c.as_mut_ptr(),
             c.row_stride,
             c.col_stride,
@@ -395,33 +405,27 @@ mod tests {
         (convert(integers(M * K, 1)), convert(integers(N * K, 2)))
     }
 
-    fn views<'a, T>(a: &'a [T], b: &'a [T]) -> (MatRef<'a, T>, MatRef<'a, T>) {
-        (
-            MatRef { data: a, rows: M, cols: K, row_stride: K, col_stride: 1 },
-            MatRef { data: b, rows: K, cols: N, row_stride: 1, col_stride: K },
-        )
+    /// The product on BLIS's threads equals matrixmultiply's, element for
+    /// element.
+    fn blis_threads_match_matrixmultiply<T: BlisElement + From<i16> + Default + std::fmt::Debug>() {
+        let (a, b) = operands::<T>();
+        let a = MatRef { data: &a[..], rows: M, cols: K, row_stride: K, col_stride: 1 };
+        let b = MatRef { data: &b[..], rows: K, cols: N, row_stride: 1, col_stride: K };
+        let mut expected = vec![T::default(); M * N];
+        T::run::<MatrixMultiplyKernel>(GemmProblem::new(a, b, &mut expected).unwrap());
+        let mut threaded = vec![T::from(99); M * N];
+        T::run::<BlisThreadedKernel>(GemmProblem::new(a, b, &mut threaded).unwrap());
+        assert_eq!(threaded, expected);
     }
 
     #[test]
     fn blis_threads_compute_what_matrixmultiply_computes_in_f64() {
-        let (a, b) = operands::<f64>();
-        let (a, b) = views(&a, &b);
-        let mut expected = vec![0.0; M * N];
-        MatrixMultiplyKernel::dgemm(GemmProblem::new(a, b, &mut expected).unwrap());
-        let mut threaded = vec![f64::NAN; M * N];
-        BlisThreadedKernel::dgemm(GemmProblem::new(a, b, &mut threaded).unwrap());
-        assert_eq!(threaded, expected);
+        blis_threads_match_matrixmultiply::<f64>();
     }
 
     #[test]
     fn blis_threads_compute_what_matrixmultiply_computes_in_f32() {
-        let (a, b) = operands::<f32>();
-        let (a, b) = views(&a, &b);
-        let mut expected = vec![0.0; M * N];
-        MatrixMultiplyKernel::sgemm(GemmProblem::new(a, b, &mut expected).unwrap());
-        let mut threaded = vec![f32::NAN; M * N];
-        BlisThreadedKernel::sgemm(GemmProblem::new(a, b, &mut threaded).unwrap());
-        assert_eq!(threaded, expected);
+        blis_threads_match_matrixmultiply::<f32>();
     }
 
     #[test]
