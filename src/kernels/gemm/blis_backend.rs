@@ -142,12 +142,6 @@ fn blis_is_usable() -> bool {
     })
 }
 
-/// The threads one large product runs on: every core this process may use.
-fn threads_per_product() -> usize {
-    static THREADS: OnceLock<usize> = OnceLock::new();
-    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
 /// Computes `problem` with BLIS after any BLIS product already running:
 /// large ones on BLIS's threads, the rest on the pool's row bands.
 pub(crate) fn run<T: GemmElement>(problem: GemmProblem<'_, T>) -> Result<(), KernelError> {
@@ -257,16 +251,17 @@ impl GemmKernel for BlisKernel {
     }
 }
 
-/// BLIS on the calling thread and threads of its own, one per core.
+/// BLIS on the calling thread and threads of its own: as many in all as the
+/// pool has (one per core).
 struct BlisThreadedKernel;
 
 impl GemmKernel for BlisThreadedKernel {
     fn sgemm(problem: GemmProblem<'_, f32>) {
-        gemm_on_threads(problem, threads_per_product());
+        gemm_on_threads(problem, pool::thread_count());
     }
 
     fn dgemm(problem: GemmProblem<'_, f64>) {
-        gemm_on_threads(problem, threads_per_product());
+        gemm_on_threads(problem, pool::thread_count());
     }
 }
 

@@ -42,6 +42,10 @@ pub enum GemmBackend {
 }
 
 impl GemmBackend {
+    /// Every backend, compiled in or not.
+    pub const ALL: [GemmBackend; 3] =
+        [GemmBackend::Blis, GemmBackend::GemmCrate, GemmBackend::MatrixMultiply];
+
     /// Every backend compiled into this build.
     pub fn available() -> &'static [GemmBackend] {
         match (cfg!(feature = "blis"), cfg!(feature = "gemm-crate")) {
@@ -56,9 +60,7 @@ impl GemmBackend {
 
     /// The backend named `name` (as `name()` spells it), compiled in or not.
     pub fn from_name(name: &str) -> Option<GemmBackend> {
-        [GemmBackend::Blis, GemmBackend::GemmCrate, GemmBackend::MatrixMultiply]
-            .into_iter()
-            .find(|backend| backend.name() == name)
+        Self::ALL.into_iter().find(|backend| backend.name() == name)
     }
 
     /// The cargo feature that compiles this backend in (`None`: always in).
@@ -266,7 +268,7 @@ mod tests {
 
     #[test]
     fn every_backend_is_found_by_its_name() {
-        for backend in [GemmBackend::Blis, GemmBackend::GemmCrate, GemmBackend::MatrixMultiply] {
+        for backend in GemmBackend::ALL {
             assert_eq!(GemmBackend::from_name(backend.name()), Some(backend));
         }
         assert_eq!(GemmBackend::from_name("openblas"), None);

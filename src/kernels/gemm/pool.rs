@@ -94,6 +94,12 @@ pub(crate) fn install<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     }
 }
 
+/// How many threads GEMM runs on: the pool's (one per core), or 1 without
+/// a pool.
+pub(crate) fn thread_count() -> usize {
+    pool().map_or(1, |pool| pool.current_num_threads())
+}
+
 /// How many row bands to cut an `m × k · k × n` product into for `threads`
 /// threads: one per thread, but never bands under `MIN_BAND_ROWS` rows, and
 /// one band for products too small to gain from more.
@@ -110,8 +116,7 @@ fn band_count(m: usize, n: usize, k: usize, threads: usize) -> usize {
 pub(crate) fn run_in_row_bands<T: GemmElement, K: GemmKernel>(
     problem: GemmProblem<'_, T>,
 ) -> Result<(), KernelError> {
-    let threads = pool().map_or(1, |pool| pool.current_num_threads());
-    let bands = band_count(problem.m(), problem.n(), problem.k(), threads);
+    let bands = band_count(problem.m(), problem.n(), problem.k(), thread_count());
     run_bands::<T, K>(problem, bands)
 }
 
