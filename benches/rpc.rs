@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 use tensor_rpc::client::{Arg, ChannelOptions, Client, RemoteTensor};
-use tensor_rpc::endpoint::codec::DataType;
+use tensor_rpc::endpoint::tvm::codec::DataType;
 
 struct Options {
     /// The servers, measured side by side: every section alternates between them.

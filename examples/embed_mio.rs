@@ -1,8 +1,8 @@
 //! Embedding tensor-rpc in your own mio event loop.
 //!
 //! The loop below is the user's: it serves TVM RPC connections through
-//! [`ServerConnection`] (no I/O inside: the loop moves the bytes) alongside a socket of its
-//! own, a "status" port that answers one line and closes. Requests that run long come back
+//! [`TvmConnection`] (no I/O inside: the loop moves the bytes and passes the time in)
+//! alongside a socket of its own, a "status" port that answers one line and closes. Requests that run long come back
 //! as [`Progress::Offload`]; this loop runs them on a thread and is woken by a `Waker`.
 //!
 //! ```sh
@@ -16,11 +16,11 @@ use std::io::{self, ErrorKind, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
-use tensor_rpc::server::{ConnectionConfig, JobDone, Progress, ServerConnection};
+use tensor_rpc::server::{Connection, ConnectionConfig, JobDone, Progress, TvmConnection};
 
 const RPC_LISTENER: Token = Token(0);
 const STATUS_LISTENER: Token = Token(1);
@@ -29,7 +29,7 @@ const FIRST_CONNECTION: usize = 3;
 
 struct Rpc {
     socket: TcpStream,
-    conn: ServerConnection,
+    conn: TvmConnection,
 }
 
 /// Serves RPC on `rpc` and status lines on `status` until `stop` is set.
@@ -63,7 +63,8 @@ pub fn serve(
                                 Token(token),
                                 Interest::READABLE | Interest::WRITABLE,
                             )?;
-                            let conn = ServerConnection::new(ConnectionConfig::default());
+                            let conn =
+                                TvmConnection::new(ConnectionConfig::default(), Instant::now());
                             connections.insert(token, Rpc { socket, conn });
                             ready.push(token);
                         }
@@ -85,7 +86,7 @@ pub fn serve(
                 WAKER => {
                     while let Ok((token, done)) = done_rx.try_recv() {
                         if let Some(c) = connections.get_mut(&token) {
-                            c.conn.complete(done);
+                            c.conn.complete(done, Instant::now());
                             ready.push(token);
                         }
                     }
@@ -116,8 +117,8 @@ pub fn serve(
 fn drive(c: &mut Rpc) -> io::Result<Option<tensor_rpc::server::Job>> {
     loop {
         let mut progressed = false;
-        while c.conn.endpoint_ref().wants_read() {
-            match c.conn.endpoint().receive_from(&mut c.socket) {
+        while c.conn.wants_read() {
+            match c.conn.core_mut().receive_from(&mut c.socket) {
                 Ok(0) => {
                     c.conn.endpoint().close();
                     break;
@@ -130,18 +131,18 @@ fn drive(c: &mut Rpc) -> io::Result<Option<tensor_rpc::server::Job>> {
                 }
             }
         }
-        let job = match c.conn.process() {
-            Ok(Progress::Offload(job)) => Some(job),
-            Ok(Progress::Idle) => None,
-            Err(_) => None, // framing lost: the endpoint finishes after flushing
+        // Framing lost shows as a finished connection once its output is flushed.
+        let job = match c.conn.process(Instant::now()) {
+            Progress::Offload(job) => Some(job),
+            Progress::Idle => None,
         };
-        while c.conn.endpoint_ref().wants_write() {
-            match c.conn.endpoint().send_to(&mut c.socket) {
+        while c.conn.core().wants_write() {
+            match c.conn.core_mut().send_to(&mut c.socket) {
                 Ok(_) => progressed = true,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(_) => {
                     c.conn.endpoint().close();
-                    c.conn.endpoint().take_output();
+                    c.conn.core_mut().take_output();
                     break;
                 }
             }

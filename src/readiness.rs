@@ -1,5 +1,6 @@
-//! Reading a non-blocking stream socket under edge-triggered readiness (mio's), with no more
-//! read calls than needed: the one mechanism behind the server's loop and the client's channel.
+//! Reading and writing a non-blocking stream socket under edge-triggered readiness (mio's),
+//! with no more calls than needed: the one mechanism behind the server's loop, the client's
+//! channel and the tracker link.
 //!
 //! A stream socket that returns less than the space offered held no more data at that moment,
 //! and with edge-triggered readiness whatever arrives later brings a new event; so after a
@@ -8,7 +9,7 @@
 //! stream that arrived with the data: its event has already been reported and will not come
 //! again, so reads go on until one returns it.
 
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, ErrorKind, Read, Write};
 
 /// What a driver knows about whether its socket has anything to read.
 #[derive(Debug)]
@@ -87,11 +88,76 @@ impl<S: Read> Read for ShortReadProbe<'_, S> {
     }
 }
 
+/// Output waiting for a socket: what [`WriteReadiness::flush`] drains.
+pub(crate) trait PendingOutput {
+    /// The next bytes to send (empty when nothing waits).
+    fn pending(&self) -> &[u8];
+    /// Marks the first `n` pending bytes as sent.
+    fn sent(&mut self, n: usize);
+}
+
+impl PendingOutput for crate::endpoint::EndpointCore {
+    fn pending(&self) -> &[u8] {
+        self.output().0
+    }
+
+    fn sent(&mut self, n: usize) {
+        self.consume_output(n);
+    }
+}
+
+/// What a driver knows about whether its socket takes more output.
+#[derive(Debug)]
+pub(crate) struct WriteReadiness {
+    writable: bool,
+}
+
+impl WriteReadiness {
+    /// A new socket: it may take output at once.
+    pub(crate) fn new() -> Self {
+        WriteReadiness { writable: true }
+    }
+
+    /// Takes in what the poller reported for this socket.
+    pub(crate) fn on_event(&mut self, event: &mio::event::Event) {
+        self.writable |= event.is_writable();
+    }
+
+    /// Lets the next write go ahead whatever the poller said.
+    pub(crate) fn assume_writable(&mut self) {
+        self.writable = true;
+    }
+
+    /// Writes `output` to `socket` until it is all out or the socket would block (then waits
+    /// for the poller's next writable event). Returns whether anything went out; a socket
+    /// that takes nothing is an error of kind `WriteZero`.
+    pub(crate) fn flush(
+        &mut self,
+        socket: &mut impl Write,
+        output: &mut impl PendingOutput,
+    ) -> io::Result<bool> {
+        let mut wrote = false;
+        while self.writable && !output.pending().is_empty() {
+            match socket.write(output.pending()) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    output.sent(n);
+                    wrote = true;
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(wrote)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::io::{self, ErrorKind, Read};
+    use std::io::{self, ErrorKind, Read, Write};
 
-    use super::ReadReadiness;
+    use super::{PendingOutput, ReadReadiness, WriteReadiness};
 
     /// A socket that hands out the queued results of its reads, one per call.
     struct Scripted(Vec<io::Result<usize>>);
@@ -159,5 +225,62 @@ mod tests {
         read_once(&mut readiness, &mut Scripted(vec![Ok(3)])).unwrap();
         readiness.assume_readable();
         assert!(readiness.may_read());
+    }
+
+    /// A socket that takes at most the queued number of bytes per write call.
+    struct Accepting(Vec<io::Result<usize>>, Vec<u8>);
+
+    impl Write for Accepting {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = self.0.remove(0)?.min(buf.len());
+            self.1.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    struct Queue(Vec<u8>);
+
+    impl PendingOutput for Queue {
+        fn pending(&self) -> &[u8] {
+            &self.0
+        }
+
+        fn sent(&mut self, n: usize) {
+            self.0.drain(..n);
+        }
+    }
+
+    #[test]
+    fn flush_writes_until_the_output_is_out() {
+        let mut socket = Accepting(vec![Ok(2), Ok(2)], Vec::new());
+        let mut output = Queue(b"abcd".to_vec());
+        assert!(WriteReadiness::new().flush(&mut socket, &mut output).unwrap());
+        assert_eq!(socket.1, b"abcd");
+        assert!(output.0.is_empty());
+    }
+
+    #[test]
+    fn flush_stops_at_would_block_and_waits_for_the_poller() {
+        let mut socket = Accepting(vec![Ok(1), Err(ErrorKind::WouldBlock.into())], Vec::new());
+        let mut output = Queue(b"abcd".to_vec());
+        let mut writing = WriteReadiness::new();
+        assert!(writing.flush(&mut socket, &mut output).unwrap());
+        assert_eq!(output.0, b"bcd");
+        assert!(!writing.flush(&mut socket, &mut output).unwrap(), "no write until an event");
+        writing.assume_writable();
+        socket.0.push(Ok(3));
+        assert!(writing.flush(&mut socket, &mut output).unwrap());
+        assert!(output.0.is_empty());
+    }
+
+    #[test]
+    fn a_socket_that_takes_nothing_is_an_error() {
+        let mut socket = Accepting(vec![Ok(0)], Vec::new());
+        let err = WriteReadiness::new().flush(&mut socket, &mut Queue(b"x".to_vec())).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::WriteZero);
     }
 }

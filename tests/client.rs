@@ -5,7 +5,7 @@ mod support;
 
 use support::servers::{ServerProcess, start_ours, start_tvm_server};
 use tensor_rpc::client::{Client, ClientError, RemoteTensor};
-use tensor_rpc::endpoint::codec::{DataType, Device, Value};
+use tensor_rpc::endpoint::tvm::codec::{DataType, Device, Value};
 
 fn connect(server: &ServerProcess) -> Client {
     Client::connect(server.addr(), "").expect("connect")
@@ -153,7 +153,10 @@ fn pipelined_calls_work_against_tvm_server_too() {
 }
 
 /// A tensor record claiming `claimed` bytes over an allocation of `tensor`'s size.
-fn overlong(tensor: &RemoteTensor, claimed: usize) -> tensor_rpc::endpoint::codec::TensorRecord {
+fn overlong(
+    tensor: &RemoteTensor,
+    claimed: usize,
+) -> tensor_rpc::endpoint::tvm::codec::TensorRecord {
     let mut record = tensor.record().clone();
     record.shape = vec![claimed as i64];
     record

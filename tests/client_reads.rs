@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use support::servers::start_ours;
 use tensor_rpc::client::{ChannelOptions, Client, ClientError, RemoteTensor};
-use tensor_rpc::endpoint::codec::Value;
+use tensor_rpc::endpoint::tvm::codec::Value;
 
 /// A client that gives up on a reply after a few seconds: a reply left unread in the socket
 /// fails the test with a Timeout instead of hanging it.

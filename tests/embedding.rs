@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use mio::net::TcpListener;
 use tensor_rpc::client::{Client, RemoteTensor};
-use tensor_rpc::endpoint::codec::Value;
+use tensor_rpc::endpoint::tvm::codec::Value;
 
 #[test]
 fn embedded_loop_serves_rpc_clients_and_its_own_socket() {

@@ -5,23 +5,27 @@
 mod support;
 
 use proptest::prelude::*;
+use std::time::Instant;
 use support::streams::{LOCAL_TRACES, compute_session_stream, hello, our_client_stream};
 use support::trace::{Trace, split_client};
-use tensor_rpc::endpoint::codec::value::{decode_packed_seq, encode_packed_seq};
-use tensor_rpc::endpoint::codec::{DecodeLimits, WireReader};
-use tensor_rpc::endpoint::{Endpoint, EndpointConfig};
-use tensor_rpc::server::{ConnectionConfig, RelayLimits, ServerConnection};
+use tensor_rpc::endpoint::tvm::codec::value::{decode_packed_seq, encode_packed_seq};
+use tensor_rpc::endpoint::tvm::codec::{DecodeLimits, WireReader};
+use tensor_rpc::endpoint::tvm::{ClientEndpoint, EndpointConfig};
+use tensor_rpc::server::{Connection, ConnectionConfig, RelayLimits, TvmConnection};
 use tensor_rpc::session::SessionConfig;
 
 const MAX_PACKET: u64 = 1 << 20;
 
-fn connection() -> ServerConnection {
-    ServerConnection::new(ConnectionConfig {
-        endpoint: EndpointConfig { max_packet: MAX_PACKET, ..EndpointConfig::default() },
-        session: SessionConfig { memory_limit: Some(16 << 20), ..SessionConfig::default() },
-        relay: RelayLimits::new(0),
-        ..ConnectionConfig::default()
-    })
+fn connection() -> TvmConnection {
+    TvmConnection::new(
+        ConnectionConfig {
+            endpoint: EndpointConfig { max_packet: MAX_PACKET, ..EndpointConfig::default() },
+            session: SessionConfig { memory_limit: Some(16 << 20), ..SessionConfig::default() },
+            relay: RelayLimits::new(0),
+            ..ConnectionConfig::default()
+        },
+        Instant::now(),
+    )
 }
 
 /// Feeds `stream` in pieces of `chunk` bytes, checking after each that the server answered
@@ -31,13 +35,13 @@ fn feed_checked(stream: &[u8], chunk: usize) -> Vec<u8> {
     let mut out = Vec::new();
     for piece in stream.chunks(chunk.max(1)) {
         conn.endpoint().receive(piece);
-        let framing = conn.process_inline();
+        let framing = conn.process_inline(Instant::now());
         out.extend(conn.endpoint().take_output());
         if framing.is_err() {
             assert!(conn.is_finished(), "framing lost but the connection stays open");
             break;
         }
-        assert!(conn.endpoint_ref().buffer_capacity() as u64 <= 4 * MAX_PACKET + (4 << 20));
+        assert!(conn.core().buffer_capacity() as u64 <= 4 * MAX_PACKET + (4 << 20));
         if conn.is_finished() {
             break;
         }
@@ -133,7 +137,7 @@ proptest! {
         stream.extend_from_slice(&7i32.to_le_bytes());
         stream.extend_from_slice(b"server:");
         stream.extend_from_slice(&body);
-        let mut endpoint = Endpoint::client("client:", EndpointConfig::default());
+        let mut endpoint = ClientEndpoint::client("client:", EndpointConfig::default());
         'feed: for piece in stream.chunks(chunk) {
             endpoint.receive(piece);
             loop {
@@ -141,7 +145,7 @@ proptest! {
                     Ok(Some(_)) => {}
                     Ok(None) => break,
                     Err(_) => {
-                        prop_assert!(endpoint.is_finished() || endpoint.wants_write());
+                        prop_assert!(endpoint.is_finished() || endpoint.core().wants_write());
                         break 'feed;
                     }
                 }

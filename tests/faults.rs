@@ -17,10 +17,10 @@ use support::profile::{self, Rng};
 use support::raw::InProcessServer;
 use support::streams::{frame, hello};
 use tensor_rpc::client::Client;
-use tensor_rpc::endpoint::codec::{
+use tensor_rpc::endpoint::tvm::codec::{
     DataType, DecodeLimits, PROTOCOL_VERSION, Packet, Syscall, TensorRecord, Value,
 };
-use tensor_rpc::server::{ConnectionConfig, ServerConnection};
+use tensor_rpc::server::{ConnectionConfig, TvmConnection};
 use tensor_rpc::session::{ServerUsage, UsageSnapshot};
 
 /// Side of the square matrices each scripted session multiplies (256: 256 KiB tensors, and a
@@ -66,14 +66,14 @@ struct Script {
 /// Builds the session against a connection of our own (handles are deterministic, so the
 /// handles it issues are those the real server issues to a fresh connection).
 fn script() -> Script {
-    let mut dry = ServerConnection::new(ConnectionConfig::default());
+    let mut dry = TvmConnection::new(ConnectionConfig::default(), Instant::now());
     let mut stream = Vec::new();
     let mut steps = Vec::new();
     let mut replied = 0;
     let mut send = |stream: &mut Vec<u8>, bytes: Vec<u8>| -> Vec<Value> {
         stream.extend_from_slice(&bytes);
         dry.endpoint().receive(&bytes);
-        dry.process_inline().unwrap();
+        dry.process_inline(Instant::now()).unwrap();
         let out = dry.endpoint().take_output();
         replied += out.len();
         steps.push((stream.len(), replied));

@@ -10,11 +10,12 @@
 mod support;
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use support::streams::rewrite_handles;
 use support::trace::{Trace, split_client, split_frames, split_server};
-use tensor_rpc::endpoint::codec::{DecodeLimits, Packet, Value};
-use tensor_rpc::server::{ConnectionConfig, ServerConnection};
+use tensor_rpc::endpoint::tvm::codec::{DecodeLimits, Packet, Value};
+use tensor_rpc::server::{ConnectionConfig, TvmConnection};
 
 fn decode_frame(frame: &[u8]) -> Packet<'_> {
     Packet::decode(&frame[8..], &DecodeLimits::default()).expect("a valid reply")
@@ -61,13 +62,13 @@ fn with_handles(packet: Packet<'_>, handles: &[u64]) -> Vec<u8> {
     frame
 }
 
-fn connection() -> ServerConnection {
-    ServerConnection::new(ConnectionConfig::default())
+fn connection() -> TvmConnection {
+    TvmConnection::new(ConnectionConfig::default(), Instant::now())
 }
 
-fn feed(conn: &mut ServerConnection, bytes: &[u8]) -> Vec<u8> {
+fn feed(conn: &mut TvmConnection, bytes: &[u8]) -> Vec<u8> {
     conn.endpoint().receive(bytes);
-    conn.process_inline().expect("framing holds");
+    conn.process_inline(Instant::now()).expect("framing holds");
     conn.endpoint().take_output()
 }
 

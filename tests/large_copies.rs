@@ -5,7 +5,7 @@ mod support;
 use support::proxy::FrameProxy;
 use support::servers::start_ours;
 use tensor_rpc::client::{Client, RemoteTensor};
-use tensor_rpc::endpoint::codec::DataType;
+use tensor_rpc::endpoint::tvm::codec::DataType;
 
 const MIB: u64 = 1 << 20;
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use support::servers::{run_python, start_ours, wait_for};
 use tensor_rpc::client::{ChannelOptions, Client, RemoteTensor};
-use tensor_rpc::endpoint::codec::Value;
+use tensor_rpc::endpoint::tvm::codec::Value;
 use tensor_rpc::session::UsageSnapshot;
 
 fn stats(client: &Client) -> UsageSnapshot {
@@ -62,7 +62,7 @@ fn timeout_option_ends_the_session_after_about_2s_and_releases_its_memory() {
     let started = Instant::now();
     let dev = timed.cpu(0);
     let tensor =
-        RemoteTensor::empty(&dev, &[1 << 20], tensor_rpc::endpoint::codec::DataType::FLOAT32)
+        RemoteTensor::empty(&dev, &[1 << 20], tensor_rpc::endpoint::tvm::codec::DataType::FLOAT32)
             .unwrap();
     let held = stats(&observer);
     assert_eq!(held.sessions, 2);
@@ -147,7 +147,7 @@ fn allocation_beyond_the_memory_limit_flag_is_refused() {
     let server = start_ours(&["--memory-limit", "1M"]);
     let client = Client::connect(server.addr(), "").unwrap();
     let dev = client.cpu(0);
-    let f32_ = tensor_rpc::endpoint::codec::DataType::FLOAT32;
+    let f32_ = tensor_rpc::endpoint::tvm::codec::DataType::FLOAT32;
     let _small = RemoteTensor::empty(&dev, &[1 << 17], f32_).unwrap();
     let err = RemoteTensor::empty(&dev, &[3 << 16], f32_).err().expect("over the limit");
     assert!(err.to_string().contains("limit"), "{err}");

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use support::profile::{self, Rng};
 use support::raw::InProcessServer;
 use tensor_rpc::client::{Arg, Client, ClientError, RemoteTensor};
-use tensor_rpc::endpoint::codec::DataType;
+use tensor_rpc::endpoint::tvm::codec::DataType;
 use tensor_rpc::session::ServerUsage;
 
 /// FNV-1a over the bytes of a tensor.

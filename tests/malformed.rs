@@ -14,8 +14,8 @@ use std::time::Duration;
 use support::raw::{InProcessServer, RawConn, Reply};
 use support::streams::{frame, hello, raw_frame};
 use tensor_rpc::client::{Arg, Client, RemoteTensor};
-use tensor_rpc::endpoint::codec::value::encode_packed_seq;
-use tensor_rpc::endpoint::codec::{
+use tensor_rpc::endpoint::tvm::codec::value::encode_packed_seq;
+use tensor_rpc::endpoint::tvm::codec::{
     DataType, Device, PROTOCOL_VERSION, Packet, Syscall, TensorRecord, Value,
 };
 

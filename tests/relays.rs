@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use support::raw::InProcessServer;
 use tensor_rpc::client::{ChannelOptions, Client, ClientError};
-use tensor_rpc::endpoint::codec::Value;
+use tensor_rpc::endpoint::tvm::codec::Value;
 use tensor_rpc::server::RelayLimits;
 
 fn relay_to(port: u16) -> Vec<Value> {

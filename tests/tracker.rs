@@ -71,7 +71,7 @@ fn servers_are_back_in_the_summary_within_10s_of_a_tracker_restart() {
     eprintln!("re-registered {:?} after the tracker restarted", restarted.elapsed());
     let client = Client::via_tracker(tracker_addr(&tracker), "again", 1).unwrap();
     let echo = client.function("testing.echo").unwrap();
-    assert_eq!(echo.call(&[5i64.into()]).unwrap(), tensor_rpc::endpoint::codec::Value::Int(5));
+    assert_eq!(echo.call(&[5i64.into()]).unwrap(), tensor_rpc::endpoint::tvm::codec::Value::Int(5));
 }
 
 #[test]

@@ -1,17 +1,18 @@
 //! Any bytes as the opening of a connection, on either side. The first byte picks the side
 //! and how the bytes are split into reads.
-//! - Server (a `ServerConnection` whose key is "k"): the client's magic and key are accepted
+//! - Server (a `TvmConnection` whose key is "k"): the client's magic and key are accepted
 //!   only when they are exactly right; anything else is refused with a status or closes the
 //!   connection, and nothing is answered before the whole key has arrived.
-//! - Client (an `Endpoint::client`): the server's status and key either connect it or end it.
+//! - Client (a `ClientEndpoint`): the server's status and key either connect it or end it.
 #![no_main]
 
+use std::time::Instant;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use tensor_rpc::endpoint::codec::handshake::{MAX_KEY_LEN, RPC_MAGIC};
-use tensor_rpc::endpoint::{Endpoint, EndpointConfig, Event};
-use tensor_rpc::server::{ConnectionConfig, ServerConnection};
+use tensor_rpc::endpoint::tvm::codec::handshake::{MAX_KEY_LEN, RPC_MAGIC};
+use tensor_rpc::endpoint::tvm::{ClientEndpoint, ClientEvent, EndpointConfig};
+use tensor_rpc::server::{Connection, ConnectionConfig, TvmConnection};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, bytes)) = data.split_first() else { return };
@@ -27,13 +28,13 @@ fn server_side(bytes: &[u8], chunk: usize) {
     static CONFIG: OnceLock<ConnectionConfig> = OnceLock::new();
     let config = CONFIG
         .get_or_init(|| ConnectionConfig { match_key: "k".into(), ..ConnectionConfig::default() });
-    let mut conn = ServerConnection::new(config.clone());
+    let mut conn = TvmConnection::new(config.clone(), Instant::now());
     let mut fed = 0;
     let mut output = Vec::new();
     for piece in bytes.chunks(chunk) {
         conn.endpoint().receive(piece);
         fed += piece.len();
-        let framing = conn.process_inline();
+        let framing = conn.process_inline(Instant::now());
         output.extend(conn.endpoint().take_output());
         let complete_hello = hello_len(&bytes[..fed]);
         if output.is_empty() {
@@ -68,13 +69,13 @@ fn hello_len(bytes: &[u8]) -> Option<usize> {
 }
 
 fn client_side(bytes: &[u8], chunk: usize) {
-    let mut endpoint = Endpoint::client("client:k", EndpointConfig::default());
+    let mut endpoint = ClientEndpoint::client("client:k", EndpointConfig::default());
     endpoint.take_output();
     for piece in bytes.chunks(chunk) {
         endpoint.receive(piece);
         loop {
             match endpoint.poll_event() {
-                Ok(Some(Event::Connected { server_key })) => {
+                Ok(Some(ClientEvent::Connected { server_key })) => {
                     assert_eq!(i32::from_le_bytes(bytes[..4].try_into().unwrap()), RPC_MAGIC);
                     assert!(server_key.len() <= MAX_KEY_LEN);
                 }

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tensor_rpc::endpoint::codec::value::{decode_packed_seq, encode_packed_seq};
-use tensor_rpc::endpoint::codec::{DecodeLimits, WireReader};
+use tensor_rpc::endpoint::tvm::codec::value::{decode_packed_seq, encode_packed_seq};
+use tensor_rpc::endpoint::tvm::codec::{DecodeLimits, WireReader};
 
 fuzz_target!(|data: &[u8]| {
     let limits = DecodeLimits { max_args: 256, max_ndim: 32, max_string_len: 1 << 16 };

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tensor_rpc::endpoint::codec::{DecodeLimits, Packet};
+use tensor_rpc::endpoint::tvm::codec::{DecodeLimits, Packet};
 
 fuzz_target!(|body: &[u8]| {
     let limits = DecodeLimits::default();

@@ -11,9 +11,9 @@ use clap::{Args, Parser, Subcommand};
 
 use tensor_rpc::client::{Arg, Client, TrackerClient};
 use tensor_rpc::endpoint::EndpointConfig;
-use tensor_rpc::endpoint::codec::Value;
+use tensor_rpc::endpoint::tvm::codec::Value;
 use tensor_rpc::kernels::GemmBackend;
-use tensor_rpc::server::{ConnectionConfig, Server, ServerConfig, TrackerConfig};
+use tensor_rpc::server::{ConnectionConfig, Server, ServerConfig, Timeouts, TrackerConfig};
 use tensor_rpc::session::{FunctionRegistry, SessionConfig};
 
 const ABOUT: &str = "Remote tensor compute over Apache TVM's RPC protocol (TVM 0.27, \"0.8.0\").
@@ -85,7 +85,8 @@ struct ServerArgs {
     /// Threads running long requests off the event loop (default: one per core).
     #[arg(long)]
     workers: Option<usize>,
-    /// After any event, poll without sleeping for this many microseconds (0: off).
+    /// After requests that come within this many microseconds of each other, poll without
+    /// sleeping for that long before blocking (0: off).
     #[arg(long, value_name = "MICROSECONDS", default_value_t = 50)]
     busy_poll_us: u64,
     /// GEMM implementation of matmuls: blis, gemm-crate or matrixmultiply.
@@ -217,12 +218,18 @@ fn serve(args: ServerArgs) -> Result<()> {
         gemm_backend: args.gemm_backend,
         ..SessionConfig::default()
     };
+    let timeouts = Timeouts {
+        handshake: seconds(args.handshake_timeout, "--handshake-timeout")?
+            .context("--handshake-timeout must be above 0")?,
+        idle: seconds(args.idle_timeout, "--idle-timeout")?,
+    };
     let connection = ConnectionConfig {
         match_key: args.key.clone(),
         server_key: args.key.clone(),
         endpoint,
         session,
         registry: Arc::new(FunctionRegistry::with_builtins()),
+        timeouts,
         ..ConnectionConfig::default()
     };
     let tracker = args.tracker.map(|addr| TrackerConfig {
@@ -236,9 +243,6 @@ fn serve(args: ServerArgs) -> Result<()> {
         workers: args.workers.unwrap_or(defaults.workers).max(1),
         max_sessions: args.max_sessions,
         max_handshaking: args.max_handshaking.max(1),
-        handshake_timeout: seconds(args.handshake_timeout, "--handshake-timeout")?
-            .context("--handshake-timeout must be above 0")?,
-        idle_timeout: seconds(args.idle_timeout, "--idle-timeout")?,
         busy_poll: Duration::from_micros(args.busy_poll_us),
         tracker,
         ..defaults

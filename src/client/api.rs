@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::channel::{Channel, ChannelOptions};
 use super::{ClientError, ClientSession};
-use crate::endpoint::codec::{DataType, Device, Syscall, TensorRecord, Value, checked_nbytes};
+use crate::endpoint::tvm::codec::{DataType, Device, Syscall, TensorRecord, Value, checked_nbytes};
 
 /// A connection to an RPC server; cheap to clone (clones share the connection), and usable
 /// from several threads one call at a time.

@@ -1,4 +1,4 @@
-//! A blocking request/reply channel over TCP: a client-mode [`Endpoint`] driven by a small
+//! A blocking request/reply channel over TCP: a [`ClientEndpoint`] driven by a small
 //! mio loop of its own (TVM's `HandleUntilReturnEvent`). Writes and reads interleave, so a
 //! large request going out never stops replies from coming in.
 
@@ -10,9 +10,9 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use super::ClientError;
-use crate::endpoint::codec::{PROTOCOL_VERSION, Packet, TensorRecord, Value};
-use crate::endpoint::{Endpoint, EndpointConfig, Event};
-use crate::readiness::ReadReadiness;
+use crate::endpoint::tvm::codec::{PROTOCOL_VERSION, Packet, TensorRecord, Value};
+use crate::endpoint::tvm::{ClientEndpoint, ClientEvent, EndpointConfig};
+use crate::readiness::{ReadReadiness, WriteReadiness};
 
 const STREAM: Token = Token(0);
 
@@ -75,13 +75,14 @@ pub struct Channel {
     poll: Poll,
     events: Events,
     stream: TcpStream,
-    endpoint: Endpoint,
+    endpoint: ClientEndpoint,
     peer: SocketAddr,
     server_key: String,
     options: ChannelOptions,
     /// Whether a read may find data. A blocking call costs one write, one wait and one read,
     /// without the reads that would only say WouldBlock.
     reading: ReadReadiness,
+    writing: WriteReadiness,
 }
 
 impl Channel {
@@ -115,7 +116,7 @@ impl Channel {
             .register(&mut stream, STREAM, Interest::READABLE | Interest::WRITABLE)
             .map_err(|e| ClientError::io(peer, e))?;
         let endpoint =
-            Endpoint::client(&format!("client:{}", options.key), options.endpoint.clone());
+            ClientEndpoint::client(&format!("client:{}", options.key), options.endpoint.clone());
         let mut channel = Channel {
             poll,
             events: Events::with_capacity(8),
@@ -125,10 +126,11 @@ impl Channel {
             server_key: String::new(),
             options,
             reading: ReadReadiness::new(),
+            writing: WriteReadiness::new(),
         };
         let deadline = channel.options.connect_timeout.map(|t| Instant::now() + t);
         channel.server_key = channel.wait(deadline, |event| match event {
-            Event::Connected { server_key } => Some(Ok(server_key)),
+            ClientEvent::Connected { server_key } => Some(Ok(server_key)),
             _ => None,
         })??;
         let init = Packet::InitServer {
@@ -201,13 +203,13 @@ impl Channel {
         let mut waiter = Waiter::new(self.options.busy_poll, deadline);
         while sent < data.len() {
             let mut progressed = self.flush()?;
-            if !self.endpoint.wants_write() {
+            if !self.endpoint.core().wants_write() {
                 loop {
                     match self.stream.write(&data[sent..]) {
                         Ok(0) => return Err(ClientError::Closed),
                         Ok(n) => {
                             sent += n;
-                            self.endpoint.count_direct_output(n);
+                            self.endpoint.core_mut().count_direct_output(n);
                             progressed = true;
                             if sent == data.len() {
                                 break;
@@ -272,7 +274,7 @@ impl Channel {
                         Ok(0) => return Err(ClientError::Closed),
                         Ok(n) => {
                             *at += n;
-                            self.endpoint.count_direct_input(n);
+                            self.endpoint.core_mut().count_direct_input(n);
                             progressed = true;
                         }
                         Err(e)
@@ -302,17 +304,17 @@ impl Channel {
         // arrives whole through the input buffer.
         match self.endpoint.poll_event().map_err(ClientError::Framing)? {
             None => Ok(None),
-            Some(Event::CopyAck(data)) if data.len() == out.len() => {
+            Some(ClientEvent::CopyAck(data)) if data.len() == out.len() => {
                 out.copy_from_slice(&data);
                 Ok(Some(out.len()))
             }
-            Some(Event::Exception(message)) => Err(ClientError::Remote(message)),
-            Some(Event::CopyAck(data)) => Err(ClientError::Protocol(format!(
+            Some(ClientEvent::Exception(message)) => Err(ClientError::Remote(message)),
+            Some(ClientEvent::CopyAck(data)) => Err(ClientError::Protocol(format!(
                 "CopyAck carries {} bytes, {} were asked for",
                 data.len(),
                 out.len()
             ))),
-            Some(Event::Shutdown) => Err(ClientError::Closed),
+            Some(ClientEvent::Shutdown) => Err(ClientError::Closed),
             Some(other) => Err(ClientError::Protocol(format!("{other:?} answered CopyFromRemote"))),
         }
     }
@@ -324,9 +326,9 @@ impl Channel {
     fn wait_reply(&mut self) -> Result<Reply, ClientError> {
         let deadline = self.call_deadline();
         self.wait(deadline, |event| match event {
-            Event::Return(values) => Some(Ok(Reply::Return(values))),
-            Event::Exception(message) => Some(Ok(Reply::Exception(message))),
-            Event::CopyAck(_) => Some(Err(ClientError::Protocol(
+            ClientEvent::Return(values) => Some(Ok(Reply::Return(values))),
+            ClientEvent::Exception(message) => Some(Ok(Reply::Exception(message))),
+            ClientEvent::CopyAck(_) => Some(Err(ClientError::Protocol(
                 "a CopyAck answered a request that is not a copy".into(),
             ))),
             _ => None,
@@ -338,7 +340,7 @@ impl Channel {
     fn wait<T>(
         &mut self,
         deadline: Option<Instant>,
-        mut take: impl FnMut(Event<'_>) -> Option<T>,
+        mut take: impl FnMut(ClientEvent<'_>) -> Option<T>,
     ) -> Result<T, ClientError> {
         let mut waiter = Waiter::new(self.options.busy_poll, deadline);
         loop {
@@ -346,10 +348,10 @@ impl Channel {
             progressed |= self.fill()?;
             while let Some(event) = self.endpoint.poll_event().map_err(ClientError::Framing)? {
                 match event {
-                    Event::Rejected(error) => {
+                    ClientEvent::Rejected(error) => {
                         return Err(ClientError::Protocol(format!("undecodable reply: {error}")));
                     }
-                    Event::Shutdown => return Err(ClientError::Closed),
+                    ClientEvent::Shutdown => return Err(ClientError::Closed),
                     other => {
                         if let Some(value) = take(other) {
                             return Ok(value);
@@ -377,6 +379,7 @@ impl Channel {
         if now < waiter.spin_until {
             // Spinning asks the socket itself, not the poller.
             self.reading.assume_readable();
+            self.writing.assume_writable();
             std::hint::spin_loop();
             return Ok(());
         }
@@ -385,6 +388,7 @@ impl Channel {
             Ok(()) => {
                 for event in self.events.iter() {
                     self.reading.on_event(event);
+                    self.writing.on_event(event);
                 }
                 Ok(())
             }
@@ -395,17 +399,11 @@ impl Channel {
 
     /// Writes pending output until the socket would block. Returns whether any went out.
     fn flush(&mut self) -> Result<bool, ClientError> {
-        let mut wrote = false;
-        while self.endpoint.wants_write() {
-            match self.endpoint.send_to(&mut self.stream) {
-                Ok(0) => return Err(ClientError::Closed),
-                Ok(_) => wrote = true,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(ClientError::io(self.peer, e)),
-            }
+        match self.writing.flush(&mut self.stream, self.endpoint.core_mut()) {
+            Ok(wrote) => Ok(wrote),
+            Err(e) if e.kind() == ErrorKind::WriteZero => Err(ClientError::Closed),
+            Err(e) => Err(ClientError::io(self.peer, e)),
         }
-        Ok(wrote)
     }
 
     /// One read into the input buffer, if the socket may have data. Returns whether anything
@@ -418,7 +416,8 @@ impl Channel {
             return Ok(false);
         }
         let endpoint = &mut self.endpoint;
-        match self.reading.read(&mut self.stream, |socket| endpoint.receive_from(socket)) {
+        match self.reading.read(&mut self.stream, |socket| endpoint.core_mut().receive_from(socket))
+        {
             Ok(0) => Err(ClientError::Closed),
             Ok(_) => Ok(true),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
@@ -436,7 +435,10 @@ impl Channel {
         let mut read = false;
         while self.reading.may_read() {
             let endpoint = &mut self.endpoint;
-            match self.reading.read(&mut self.stream, |socket| endpoint.receive_from(socket)) {
+            match self
+                .reading
+                .read(&mut self.stream, |socket| endpoint.core_mut().receive_from(socket))
+            {
                 Ok(0) => {
                     // Replies already buffered still count; the next wait reports the close.
                     return if read { Ok(true) } else { Err(ClientError::Closed) };
@@ -453,11 +455,12 @@ impl Channel {
     pub fn shutdown(&mut self) {
         self.endpoint.send(&Packet::Shutdown);
         let deadline = Instant::now() + Duration::from_millis(200);
-        while self.endpoint.wants_write() && Instant::now() < deadline {
+        while self.endpoint.core().wants_write() && Instant::now() < deadline {
             match self.flush() {
                 Ok(true) => {}
                 Ok(false) => {
                     let _ = self.poll.poll(&mut self.events, Some(Duration::from_millis(10)));
+                    self.writing.assume_writable();
                 }
                 Err(_) => break,
             }

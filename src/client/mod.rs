@@ -7,7 +7,7 @@
 //! let a = RemoteTensor::from_slice(&dev, &[2, 2], &[1.0f32, 2.0, 3.0, 4.0])?;
 //! assert_eq!(a.to_vec::<f32>()?, [1.0, 2.0, 3.0, 4.0]);
 //! let echo = client.function("testing.echo")?;
-//! assert_eq!(echo.call(&[7i64.into()])?, tensor_rpc::endpoint::codec::Value::Int(7));
+//! assert_eq!(echo.call(&[7i64.into()])?, tensor_rpc::endpoint::tvm::codec::Value::Int(7));
 //! # Ok::<(), tensor_rpc::client::ClientError>(())
 //! ```
 //!

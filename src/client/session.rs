@@ -6,8 +6,9 @@
 
 use super::ClientError;
 use super::channel::{Channel, Reply};
-use crate::endpoint::codec::{DataType, Device, Packet, Syscall, TensorRecord, Value};
-use crate::session::{Placement, Session, SessionError};
+use crate::endpoint::tvm::codec::packet::copy_packet_overhead;
+use crate::endpoint::tvm::codec::{Packet, Syscall, TensorRecord, Value};
+use crate::session::{Placement, Prepared, Session, SessionError, Work};
 
 /// Name of the global function that reports a server's largest packet.
 pub const MAX_PACKET_FUNCTION: &str = "tvm.rpc.server.GetCRTMaxPacketSize";
@@ -145,7 +146,7 @@ impl ClientSession {
     /// `RemoteCopyCalculatePacketOverheadSize`: everything but the payload and the u64
     /// length prefix).
     fn block_size(&mut self, record: &TensorRecord) -> Result<u64, ClientError> {
-        let overhead = 4 + 8 + 8 + 4 + 4 + 8 * record.shape.len() as u64 + 8 + 8;
+        let overhead = copy_packet_overhead(record);
         let max = self.max_packet()?;
         if max <= overhead {
             return Err(ClientError::Protocol(format!(
@@ -237,13 +238,6 @@ impl Drop for ClientSession {
 }
 
 impl Session for ClientSession {
-    fn get_global_func(&mut self, name: &str) -> Result<Option<u64>, SessionError> {
-        if self.relay_max_packet.is_some() && name == MAX_PACKET_FUNCTION {
-            return Ok(Some(RELAY_MAX_PACKET_HANDLE));
-        }
-        Ok(self.lookup(name)?)
-    }
-
     fn call_func(&mut self, function: u64, args: &[Value]) -> Result<Value, SessionError> {
         if let Some(ours) = self.relay_max_packet
             && function == RELAY_MAX_PACKET_HANDLE
@@ -254,44 +248,19 @@ impl Session for ClientSession {
         Ok(self.call(function, args.to_vec())?)
     }
 
-    fn free_handle(&mut self, handle: u64) -> Result<(), SessionError> {
-        if self.relay_max_packet.is_some() && handle == RELAY_MAX_PACKET_HANDLE {
-            return Ok(());
+    /// Forwards the decoded syscall, but for the lookup and free of the packet-size function
+    /// a relay answers itself.
+    fn syscall(&mut self, call: &Syscall) -> Result<Value, SessionError> {
+        if self.relay_max_packet.is_some() {
+            match call {
+                Syscall::GetGlobalFunc { name } if name == MAX_PACKET_FUNCTION => {
+                    return Ok(Value::Handle(RELAY_MAX_PACKET_HANDLE));
+                }
+                Syscall::FreeHandle { handle: RELAY_MAX_PACKET_HANDLE } => return Ok(Value::None),
+                _ => {}
+            }
         }
-        Ok(self.free(handle)?)
-    }
-
-    fn dev_set_device(&mut self, device: Device) -> Result<(), SessionError> {
-        Ok(self.syscall_void(Syscall::DevSetDevice { device })?)
-    }
-
-    fn dev_get_attr(&mut self, device: Device, kind: i64) -> Result<Value, SessionError> {
-        Ok(self.syscall(Syscall::DevGetAttr { device, kind })?)
-    }
-
-    fn dev_alloc_data(
-        &mut self,
-        device: Device,
-        nbytes: i64,
-        alignment: i64,
-        dtype: DataType,
-    ) -> Result<u64, SessionError> {
-        Ok(self.syscall_handle(Syscall::DevAllocData { device, nbytes, alignment, dtype })?)
-    }
-
-    fn dev_alloc_data_with_scope(
-        &mut self,
-        tensor: &TensorRecord,
-        scope: Option<&str>,
-    ) -> Result<u64, SessionError> {
-        Ok(self.syscall_handle(Syscall::DevAllocDataWithScope {
-            tensor: tensor.clone(),
-            scope: scope.map(str::to_owned),
-        })?)
-    }
-
-    fn dev_free_data(&mut self, device: Device, data: u64) -> Result<(), SessionError> {
-        Ok(self.syscall_void(Syscall::DevFreeData { device, data })?)
+        Ok(self.syscall(call.clone())?)
     }
 
     fn copy_to_remote(&mut self, target: &TensorRecord, data: &[u8]) -> Result<(), SessionError> {
@@ -306,41 +275,8 @@ impl Session for ClientSession {
         Ok(self.read(source, out)?)
     }
 
-    fn copy_among_remote(
-        &mut self,
-        from: &TensorRecord,
-        to: &TensorRecord,
-        stream: u64,
-    ) -> Result<(), SessionError> {
-        Ok(self.syscall_void(Syscall::CopyAmongRemote {
-            from: from.clone(),
-            to: to.clone(),
-            stream,
-        })?)
-    }
-
-    fn dev_create_stream(&mut self, device: Device) -> Result<u64, SessionError> {
-        Ok(self.syscall_handle(Syscall::DevCreateStream { device })?)
-    }
-
-    fn dev_free_stream(&mut self, device: Device, stream: u64) -> Result<(), SessionError> {
-        Ok(self.syscall_void(Syscall::DevFreeStream { device, stream })?)
-    }
-
-    fn dev_set_stream(&mut self, device: Device, stream: u64) -> Result<(), SessionError> {
-        Ok(self.syscall_void(Syscall::DevSetStream { device, stream })?)
-    }
-
-    fn dev_get_current_stream(&mut self, device: Device) -> Result<u64, SessionError> {
-        Ok(self.syscall_handle(Syscall::DevGetCurrentStream { device })?)
-    }
-
-    fn dev_stream_sync(&mut self, device: Device, stream: u64) -> Result<(), SessionError> {
-        Ok(self.syscall_void(Syscall::DevStreamSync { device, stream })?)
-    }
-
     /// Every request waits on the network: a server runs them off its event loop.
-    fn placement(&self, _request: &Packet<'_>) -> Placement {
-        Placement::Network
+    fn prepare<'a>(&mut self, request: Packet<'a>) -> Prepared<'a> {
+        Prepared { placement: Placement::Network, work: Work::Request(request) }
     }
 }

@@ -1,16 +1,13 @@
-//! The protocol engine: TVM's `RPCEndpoint::EventHandler` as a state machine with no I/O.
+//! Protocol engines with no I/O: bytes in, bytes out, typed events.
 //!
-//! Bytes go in ([`Endpoint::receive`], [`Endpoint::receive_from`]), bytes come out
-//! ([`Endpoint::send_to`], [`Endpoint::output`]), and [`Endpoint::poll_event`] says what the
-//! peer asked for. The endpoint decides nothing about sessions, memory or threads: whoever
-//! drives it (the mio server, a user's loop, a test replaying a trace) answers each request.
-//! It must not know about `mio`, the server or kernels.
+//! [`core`] is what every protocol's endpoint is made of: the two rings, their counters and
+//! the output high-water mark, with `receive_from`/`send_to` for a driver's socket. [`tvm`]
+//! is TVM's RPC protocol on top of it. An endpoint must not know about `mio`, the server or
+//! kernels: whoever drives it (the mio server, a user's loop, a test replaying a trace)
+//! answers each request.
 
-pub mod codec;
-mod machine;
-#[cfg(test)]
-mod tests;
+pub mod core;
+pub mod tvm;
 
-pub use machine::{
-    DEFAULT_MAX_PACKET, Endpoint, EndpointConfig, Event, FramingError, NotAwaitingReply, Role,
-};
+pub use self::core::EndpointCore;
+pub use tvm::{DEFAULT_MAX_PACKET, EndpointConfig, FramingError};

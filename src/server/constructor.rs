@@ -5,8 +5,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::ServerError;
 use crate::client::{Channel, ChannelOptions, ClientSession};
-use crate::endpoint::codec::Value;
+use crate::endpoint::tvm::codec::Value;
 use crate::session::Session;
 
 /// The name TVM's client uses for "relay my requests to another server".
@@ -30,37 +31,31 @@ pub struct RelayTarget {
 }
 
 impl SessionPlan {
-    pub fn parse(args: &[Value]) -> Result<SessionPlan, String> {
+    pub fn parse(args: &[Value]) -> Result<SessionPlan, ServerError> {
         let Some(first) = args.first() else { return Ok(SessionPlan::Local) };
         let Value::Str(name) = first else {
-            return Err(format!(
-                "InitServer: the session constructor must be named by a string, got {}",
-                first.describe()
-            ));
+            return Err(ServerError::ConstructorNotNamed { got: first.describe() });
         };
         if name != RPC_CONNECT {
-            return Err(format!("InitServer: unknown session constructor '{name}'"));
+            return Err(ServerError::UnknownConstructor(name.clone()));
         }
+        let bad = |detail: String| Err(ServerError::BadRelayArguments(detail));
         let usage = "expects [\"rpc.Connect\", host, port, key, enable_logging, ...]";
         let host = match args.get(1) {
             Some(Value::Str(h)) if !h.is_empty() => h.clone(),
-            _ => return Err(format!("{RPC_CONNECT} {usage}: host must be a string")),
+            _ => return bad(format!("{usage}: host must be a string")),
         };
         let port = match args.get(2) {
-            Some(Value::Int(p)) => {
-                u16::try_from(*p).map_err(|_| format!("{RPC_CONNECT}: port {p} is out of range"))?
-            }
-            _ => return Err(format!("{RPC_CONNECT} {usage}: port must be an integer")),
+            Some(Value::Int(p)) => match u16::try_from(*p) {
+                Ok(port) => port,
+                Err(_) => return bad(format!("port {p} is out of range")),
+            },
+            _ => return bad(format!("{usage}: port must be an integer")),
         };
         let key = match args.get(3) {
             None => String::new(),
             Some(Value::Str(k)) => k.clone(),
-            Some(other) => {
-                return Err(format!(
-                    "{RPC_CONNECT}: key must be a string, got {}",
-                    other.describe()
-                ));
-            }
+            Some(other) => return bad(format!("key must be a string, got {}", other.describe())),
         };
         let next = args.get(5..).map(<[Value]>::to_vec).unwrap_or_default();
         Ok(SessionPlan::Relay(RelayTarget { host, port, key, next }))
@@ -102,19 +97,14 @@ impl RelayLimits {
     }
 
     /// Takes one of the `max_sessions` slots, held until the permit is dropped.
-    pub fn acquire(&self) -> Result<RelayPermit, String> {
+    pub fn acquire(&self) -> Result<RelayPermit, ServerError> {
         let taken = self.open.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
             (n < self.max_sessions).then_some(n + 1)
         });
         match taken {
             Ok(_) => Ok(RelayPermit { open: Arc::clone(&self.open) }),
-            Err(_) if self.max_sessions == 0 => {
-                Err(format!("{RPC_CONNECT}: this server does not relay to other servers"))
-            }
-            Err(n) => Err(format!(
-                "{RPC_CONNECT}: {n} relay sessions are open, the limit of this server; \
-                 try again later"
-            )),
+            Err(_) if self.max_sessions == 0 => Err(ServerError::RelaysDisabled),
+            Err(open) => Err(ServerError::TooManyRelays { open }),
         }
     }
 
@@ -147,17 +137,16 @@ impl RelayTarget {
         &self,
         max_packet: u64,
         limits: &RelayLimits,
-    ) -> Result<Box<dyn Session>, String> {
-        let failed = |e: &dyn std::fmt::Display| {
-            format!("{RPC_CONNECT} to {}:{} failed: {e}", self.host, self.port)
+    ) -> Result<Box<dyn Session>, ServerError> {
+        let failed = |e: &dyn std::fmt::Display| ServerError::RelayFailed {
+            host: self.host.clone(),
+            port: self.port,
+            reason: e.to_string(),
         };
         let addrs: Vec<SocketAddr> =
             (self.host.as_str(), self.port).to_socket_addrs().map_err(|e| failed(&e))?.collect();
         if addrs.iter().any(|a| limits.is_own_addr(a)) {
-            return Err(format!(
-                "{RPC_CONNECT} to {}:{} refused: that is this server itself",
-                self.host, self.port
-            ));
+            return Err(ServerError::RelayToSelf { host: self.host.clone(), port: self.port });
         }
         let options = ChannelOptions {
             key: self.key.clone(),
@@ -217,8 +206,8 @@ mod tests {
     #[test]
     fn unknown_constructor_is_refused_by_name() {
         assert_eq!(
-            SessionPlan::parse(&[s("rpc.LocalSession")]),
-            Err("InitServer: unknown session constructor 'rpc.LocalSession'".into())
+            SessionPlan::parse(&[s("rpc.LocalSession")]).unwrap_err().to_string(),
+            "InitServer: unknown session constructor 'rpc.LocalSession'"
         );
     }
 
@@ -229,7 +218,7 @@ mod tests {
         let a = limits.acquire().unwrap();
         let _b = clone.acquire().unwrap();
         assert_eq!(
-            limits.acquire().unwrap_err(),
+            limits.acquire().unwrap_err().to_string(),
             "rpc.Connect: 2 relay sessions are open, the limit of this server; try again later"
         );
         drop(a);
@@ -240,7 +229,7 @@ mod tests {
     #[test]
     fn zero_relay_slots_refuse_every_relay() {
         assert_eq!(
-            RelayLimits::new(0).acquire().unwrap_err(),
+            RelayLimits::new(0).acquire().unwrap_err().to_string(),
             "rpc.Connect: this server does not relay to other servers"
         );
     }
@@ -252,15 +241,18 @@ mod tests {
         let target =
             RelayTarget { host: "localhost".into(), port: 9, key: String::new(), next: vec![] };
         let Err(message) = target.connect(1 << 20, &limits) else { panic!("connected") };
-        assert_eq!(message, "rpc.Connect to localhost:9 refused: that is this server itself");
+        assert_eq!(
+            message.to_string(),
+            "rpc.Connect to localhost:9 refused: that is this server itself"
+        );
     }
 
     #[test]
     fn port_out_of_range_is_refused() {
         let args = [s("rpc.Connect"), s("h"), Value::Int(70000)];
         assert_eq!(
-            SessionPlan::parse(&args),
-            Err("rpc.Connect: port 70000 is out of range".into())
+            SessionPlan::parse(&args).unwrap_err().to_string(),
+            "rpc.Connect: port 70000 is out of range"
         );
     }
 }

@@ -6,17 +6,27 @@
 //! connections still in their handshake, timeouts) and, with a tracker, its registration
 //! there ([`TrackerConfig`]), whose socket is one more source in the same `Poll`.
 
+mod busy_poll;
+mod clock;
 mod connection;
 mod constructor;
+mod detect;
+mod error;
 pub mod memory_tuning;
 mod tracker_link;
+mod tvm_connection;
 mod workers;
 
-pub use connection::{ConnectionConfig, Job, JobDone, Progress, ServerConnection};
+pub use busy_poll::BusyPoll;
+pub use clock::{ConnectionClock, Timeouts, Timer};
+pub use connection::{Admission, Connection, ConnectionReport, Job, JobDone, Progress};
 pub use constructor::{
     DEFAULT_MAX_RELAYS, RPC_CONNECT, RelayLimits, RelayPermit, RelayTarget, SessionPlan,
 };
+pub use detect::{ServedConnection, TVM_FIRST_BYTE};
+pub use error::{CloseReason, ServerError, TrackerLinkError};
 pub use tracker_link::TrackerConfig;
+pub use tvm_connection::{ConnectionConfig, TvmConnection};
 
 use tracker_link::TrackerLink;
 
@@ -32,7 +42,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::readiness::ReadReadiness;
+use crate::readiness::{ReadReadiness, WriteReadiness};
 
 /// How long a connection stays quiet before buffers grown for large packets are released.
 const BUFFER_RELEASE_AFTER: Duration = Duration::from_secs(1);
@@ -48,6 +58,7 @@ const TRACKER: Token = Token(usize::MAX - 3);
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub addr: SocketAddr,
+    /// What every connection shares (its timeouts included).
     pub connection: ConnectionConfig,
     /// Threads that run long requests (large kernels, relayed calls) off the event loop.
     pub workers: usize,
@@ -57,13 +68,9 @@ pub struct ServerConfig {
     pub max_sessions: usize,
     /// Most connections still in their handshake; further ones are closed on accept.
     pub max_handshaking: usize,
-    /// A connection must complete its handshake within this time (slow or silent clients
-    /// are dropped).
-    pub handshake_timeout: Duration,
-    /// A session in which no bytes move for this long is closed; `None` never.
-    pub idle_timeout: Option<Duration>,
-    /// After any event, keep polling without sleeping for this long before blocking again:
-    /// waking a sleeping thread costs tens of microseconds, spinning a few. Zero disables.
+    /// After a batch of events that came within this window of the last, keep polling
+    /// without sleeping for this long before blocking again (see [`BusyPoll`]). Zero
+    /// disables.
     pub busy_poll: Duration,
     /// Register with TVM's tracker.
     pub tracker: Option<TrackerConfig>,
@@ -79,8 +86,6 @@ impl ServerConfig {
             network_thread_idle: workers::NETWORK_THREAD_IDLE,
             max_sessions: 64,
             max_handshaking: 128,
-            handshake_timeout: Duration::from_secs(5),
-            idle_timeout: Some(Duration::from_secs(900)),
             busy_poll: Duration::from_micros(50),
             tracker: None,
         }
@@ -107,37 +112,11 @@ struct Client {
     id: u64,
     socket: TcpStream,
     peer: SocketAddr,
-    conn: ServerConnection,
+    conn: ServedConnection,
     reading: ReadReadiness,
-    writable: bool,
-    /// When bytes last moved.
-    last_active: Instant,
+    writing: WriteReadiness,
     /// Whether the server counts this connection as a session (its handshake was accepted).
     counted: bool,
-    /// When the session must end (the client's `-timeout=N`).
-    session_deadline: Option<Instant>,
-}
-
-/// Why a connection is closed by a timer.
-fn expired(client: &Client, config: &ServerConfig, now: Instant) -> Option<&'static str> {
-    let (due, reason) = deadline(client, config)?;
-    (now >= due).then_some(reason)
-}
-
-/// The next time a timer closes `client`, and why.
-fn deadline(client: &Client, config: &ServerConfig) -> Option<(Instant, &'static str)> {
-    if !client.counted {
-        return Some((client.conn.opened() + config.handshake_timeout, "handshake timeout"));
-    }
-    let idle = config
-        .idle_timeout
-        .filter(|_| !client.conn.job_running())
-        .map(|t| (client.last_active + t, "idle timeout"));
-    let session = client.session_deadline.map(|t| (t, "session timeout (the client's -timeout)"));
-    match (idle, session) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
-    }
 }
 
 /// A bound server; [`Server::run`] serves until shut down.
@@ -167,8 +146,10 @@ impl Server {
             WorkerPool::new(config.workers, config.network_thread_idle, Arc::clone(&waker))?;
         let shutdown = ShutdownHandle { flag: Arc::new(AtomicBool::new(false)), waker };
         let port = listener.local_addr()?.port();
-        let tracker =
-            config.tracker.clone().map(|t| TrackerLink::new(t, port, TRACKER, Instant::now()));
+        let tracker = match config.tracker.clone() {
+            Some(t) => Some(TrackerLink::new(t, port, TRACKER, Instant::now())?),
+            None => None,
+        };
         Ok(Server {
             poll,
             listener,
@@ -210,7 +191,8 @@ impl Server {
     /// period), and closes every connection.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
-        let mut spin_until = Instant::now();
+        let mut busy = BusyPoll::new(self.config.busy_poll);
+        let mut idle_since = Instant::now();
         let mut next_timer = Instant::now();
         while !self.shutdown.flag.load(Ordering::SeqCst) {
             let now = Instant::now();
@@ -218,7 +200,7 @@ impl Server {
                 self.run_timers(now);
                 next_timer = self.next_deadline(now);
             }
-            let timeout = if now < spin_until {
+            let timeout = if busy.should_spin(idle_since, now) {
                 Duration::ZERO
             } else {
                 next_timer.saturating_duration_since(now)
@@ -232,25 +214,27 @@ impl Server {
             if events.is_empty() {
                 continue;
             }
-            self.handle(&events);
+            busy.on_events(idle_since, Instant::now());
+            next_timer = next_timer.min(self.handle(&events));
+            idle_since = Instant::now();
             // Spin for the next request only while no compute job runs: a job needs every
             // core (GEMM runs one thread per core), and its end wakes the loop anyway.
-            spin_until = if self.workers.computing() {
-                Instant::now()
-            } else {
-                Instant::now() + self.config.busy_poll
-            };
-            // Events can bring deadlines forward (a new connection's handshake timer).
-            next_timer = next_timer.min(Instant::now() + Duration::from_millis(100));
+            if self.workers.computing() {
+                busy.pause();
+            }
+            // Events can bring deadlines forward (a session's own -timeout, say).
+            next_timer = next_timer.min(idle_since + Duration::from_millis(100));
         }
         self.stop(&mut events);
         Ok(())
     }
 
-    fn handle(&mut self, events: &Events) {
+    /// Handles a batch of events; returns the earliest deadline of connections it opened.
+    fn handle(&mut self, events: &Events) -> Instant {
+        let mut next = Instant::now() + Duration::from_secs(1);
         for event in events.iter() {
             match event.token() {
-                LISTENER => self.accept_all(),
+                LISTENER => next = next.min(self.accept_all()),
                 WAKER => self.finish_jobs(),
                 TRACKER => {
                     if let Some(link) = &mut self.tracker {
@@ -260,24 +244,29 @@ impl Server {
                 Token(key) => {
                     if let Some(client) = self.clients.get_mut(key) {
                         client.reading.on_event(event);
-                        client.writable |= event.is_writable();
+                        client.writing.on_event(event);
                     }
                     self.drive(key);
                 }
             }
         }
+        next
     }
 
     /// Closes connections whose time is up, shrinks idle buffers, keeps the tracker going.
     fn run_timers(&mut self, now: Instant) {
-        self.release_idle_buffers();
-        let due: Vec<(usize, &'static str)> = self
-            .clients
-            .iter()
-            .filter_map(|(key, c)| expired(c, &self.config, now).map(|r| (key, r)))
-            .collect();
-        for (key, reason) in due {
-            self.close(key, reason);
+        self.release_idle_buffers(now);
+        let mut finished = Vec::new();
+        for (key, client) in self.clients.iter_mut() {
+            if client.conn.poll_timeout().is_some_and(|due| now >= due) {
+                client.conn.handle_timeout(now);
+                if client.conn.is_finished() {
+                    finished.push(key);
+                }
+            }
+        }
+        for key in finished {
+            self.close(key, None);
         }
         let room = self.has_room();
         if let Some(link) = &mut self.tracker {
@@ -292,7 +281,7 @@ impl Server {
             next = next.min(now + BUFFER_RELEASE_AFTER);
         }
         for (_, client) in self.clients.iter() {
-            if let Some((due, _)) = deadline(client, &self.config) {
+            if let Some(due) = client.conn.poll_timeout() {
                 next = next.min(due);
             }
         }
@@ -312,12 +301,13 @@ impl Server {
             link.shutdown(self.poll.registry());
         }
         let grace_end = Instant::now() + SHUTDOWN_GRACE;
+        let shutting_down = || Some(CloseReason::ServerShuttingDown);
         loop {
-            let busy = |c: &Client| c.conn.job_running() || c.conn.endpoint_ref().wants_write();
+            let busy = |c: &Client| c.conn.job_running() || c.conn.core().wants_write();
             let idle: Vec<usize> =
                 self.clients.iter().filter(|(_, c)| !busy(c)).map(|(k, _)| k).collect();
             for key in idle {
-                self.close(key, "server shutting down");
+                self.close(key, shutting_down());
             }
             let now = Instant::now();
             if self.clients.is_empty() || now >= grace_end {
@@ -331,7 +321,7 @@ impl Server {
                         WAKER => self.finish_jobs(),
                         Token(key) if key < TRACKER.0 => {
                             if let Some(client) = self.clients.get_mut(key) {
-                                client.writable = true;
+                                client.writing.assume_writable();
                                 client.reading.assume_readable();
                             }
                             self.drive(key);
@@ -343,25 +333,26 @@ impl Server {
         }
         let keys: Vec<usize> = self.clients.iter().map(|(k, _)| k).collect();
         for key in keys {
-            self.close(key, "server shutting down");
+            self.close(key, shutting_down());
         }
     }
 
     fn holds_large_buffers(&self) -> bool {
-        self.clients.iter().any(|(_, c)| c.conn.endpoint_ref().buffer_capacity() > 1 << 20)
+        self.clients.iter().any(|(_, c)| c.conn.core().buffer_capacity() > 1 << 20)
     }
 
     /// Shrinks the buffers of connections that have been quiet for a while.
-    fn release_idle_buffers(&mut self) {
-        let now = Instant::now();
+    fn release_idle_buffers(&mut self, now: Instant) {
         for (_, client) in self.clients.iter_mut() {
-            if now.duration_since(client.last_active) >= BUFFER_RELEASE_AFTER {
-                client.conn.endpoint().release_idle_buffers();
+            if now.duration_since(client.conn.last_active()) >= BUFFER_RELEASE_AFTER {
+                client.conn.core_mut().release_idle_buffers();
             }
         }
     }
 
-    fn accept_all(&mut self) {
+    /// Accepts every waiting connection; returns the earliest of their handshake deadlines.
+    fn accept_all(&mut self) -> Instant {
+        let mut next = Instant::now() + Duration::from_secs(1);
         while self.accepting {
             match self.listener.accept() {
                 Ok((socket, peer)) => {
@@ -374,23 +365,26 @@ impl Server {
                         );
                         continue; // dropping the socket closes it
                     }
-                    if let Err(e) = self.register(socket, peer) {
-                        log::warn!("cannot serve {peer}: {e}");
+                    match self.register(socket, peer) {
+                        Ok(due) => next = next.min(due),
+                        Err(e) => log::warn!("cannot serve {peer}: {e}"),
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
                     // Out of descriptors and the like: drop this attempt, keep serving.
                     log::warn!("accept failed: {e}");
                     std::thread::sleep(Duration::from_millis(10));
-                    return;
+                    break;
                 }
             }
         }
+        next
     }
 
-    fn register(&mut self, mut socket: TcpStream, peer: SocketAddr) -> io::Result<()> {
+    /// Starts serving a new connection; returns its handshake deadline.
+    fn register(&mut self, mut socket: TcpStream, peer: SocketAddr) -> io::Result<Instant> {
         socket.set_nodelay(true)?;
         let entry = self.clients.vacant_entry();
         let key = entry.key();
@@ -401,19 +395,20 @@ impl Server {
             Interest::READABLE | Interest::WRITABLE,
         )?;
         log::info!("connection from {peer} opened");
+        let now = Instant::now();
+        let conn = ServedConnection::new(self.config.connection.clone(), now);
+        let due = conn.poll_timeout().unwrap_or(now);
         entry.insert(Client {
             id: self.next_client_id,
             socket,
             peer,
-            conn: ServerConnection::new(self.config.connection.clone()),
+            conn,
             reading: ReadReadiness::new(),
-            writable: true,
-            last_active: Instant::now(),
+            writing: WriteReadiness::new(),
             counted: false,
-            session_deadline: None,
         });
         self.drive(key);
-        Ok(())
+        Ok(due)
     }
 
     /// Moves bytes and handles events for one connection until it would block.
@@ -425,20 +420,18 @@ impl Server {
                 Some(link) => link.match_key(),
                 None => Some(self.config.connection.match_key.as_str()),
             };
-            client.conn.set_match_key(match_key);
-            client.conn.set_refusal((!room).then(|| {
-                let max = self.config.max_sessions;
+            let max = self.config.max_sessions;
+            let refusal = (!room).then(|| {
                 format!(
                     "tensor-rpc server is busy: {max} sessions open, the most it serves \
                      (--max-sessions {max}); try again later"
                 )
-            }));
+            });
+            client.conn.set_admission(&Admission { match_key, refusal: refusal.as_deref() });
         }
         let verdict = pump(client, key, &self.workers);
         if !client.counted && client.conn.admitted() {
             client.counted = true;
-            let timeout = client.conn.client_key().and_then(|k| k.timeout);
-            client.session_deadline = timeout.map(|t| Instant::now() + t);
             self.sessions += 1;
             let room = self.has_room();
             if let Some(link) = &mut self.tracker {
@@ -446,7 +439,7 @@ impl Server {
             }
         }
         if let Some(reason) = verdict {
-            self.close(key, &reason);
+            self.close(key, reason);
         }
     }
 
@@ -458,18 +451,19 @@ impl Server {
             };
             match completion {
                 Completion::Done(done) => {
-                    client.conn.complete(done);
+                    client.conn.complete(done, Instant::now());
                     self.drive(owner.key);
                 }
                 Completion::Panicked(message) => {
                     log::error!("request of {} panicked: {message}", client.peer);
-                    self.close(owner.key, "internal error");
+                    self.close(owner.key, Some(CloseReason::InternalError));
                 }
             }
         }
     }
 
-    fn close(&mut self, key: usize, reason: &str) {
+    /// Closes a connection: `reason`, or the one the connection gives, or "session ended".
+    fn close(&mut self, key: usize, reason: Option<CloseReason>) {
         if !self.clients.contains(key) {
             return;
         }
@@ -482,19 +476,22 @@ impl Server {
                 link.set_room(self.poll.registry(), room, Instant::now());
             }
         }
-        let stats = client.conn.session_stats();
-        let endpoint = client.conn.endpoint_ref();
-        let seconds = client.conn.opened().elapsed().as_secs_f64();
+        let reason =
+            reason.or_else(|| client.conn.take_close_reason()).unwrap_or(CloseReason::SessionEnded);
+        let report = client.conn.report();
+        let core = client.conn.core();
+        let seconds = report.opened.elapsed().as_secs_f64();
         if client.counted {
             log::info!(
-                "session of {} ended ({reason}) after {seconds:.3}s: {} requests ({} calls), \
-                 {} bytes in, {} bytes out, peak memory {} bytes",
+                "{} session of {} ended ({reason}) after {seconds:.3}s: {} requests ({} \
+                 calls), {} bytes in, {} bytes out, peak memory {} bytes",
+                report.protocol.unwrap_or("?"),
                 client.peer,
-                client.conn.requests(),
-                stats.calls,
-                endpoint.bytes_in(),
-                endpoint.bytes_out(),
-                stats.peak_bytes,
+                report.requests,
+                report.session.calls,
+                core.bytes_in(),
+                core.bytes_out(),
+                report.session.peak_bytes,
             );
         } else {
             log::info!(
@@ -512,45 +509,38 @@ impl Server {
 }
 
 /// Reads, processes and writes until nothing more can happen now. Returns why the
-/// connection must close, if it must.
-fn pump(client: &mut Client, key: usize, workers: &WorkerPool) -> Option<String> {
+/// connection must close, if it must (`Some(None)`: for the reason the connection gives).
+fn pump(client: &mut Client, key: usize, workers: &WorkerPool) -> Option<Option<CloseReason>> {
     loop {
         let mut progressed = false;
-        while client.reading.may_read() && client.conn.endpoint_ref().wants_read() {
-            let endpoint = client.conn.endpoint();
-            match client.reading.read(&mut client.socket, |socket| endpoint.receive_from(socket)) {
+        while client.reading.may_read() && client.conn.wants_read() {
+            let core = client.conn.core_mut();
+            match client.reading.read(&mut client.socket, |socket| core.receive_from(socket)) {
                 Ok(0) => {}
                 Ok(_) => progressed = true,
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
-                Err(e) => return Some(format!("read error: {e}")),
+                Err(e) => return Some(Some(CloseReason::ReadError(e))),
             }
         }
-        match client.conn.process() {
-            Ok(Progress::Idle) => {}
-            Ok(Progress::Offload(job)) => {
-                workers.submit(JobOwner { key, id: client.id }, job);
-                progressed = true;
-            }
-            Err(e) => log::warn!("connection from {}: {e}", client.peer),
+        if let Progress::Offload(job) = client.conn.process(Instant::now()) {
+            workers.submit(JobOwner { key, id: client.id }, job);
+            progressed = true;
         }
-        while client.writable && client.conn.endpoint_ref().wants_write() {
-            match client.conn.endpoint().send_to(&mut client.socket) {
-                Ok(0) => return Some("peer stopped reading".into()),
-                Ok(_) => progressed = true,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => client.writable = false,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Some(format!("write error: {e}")),
+        match client.writing.flush(&mut client.socket, client.conn.core_mut()) {
+            Ok(wrote) => progressed |= wrote,
+            Err(e) if e.kind() == ErrorKind::WriteZero => {
+                return Some(Some(CloseReason::PeerStoppedReading));
             }
+            Err(e) => return Some(Some(CloseReason::WriteError(e))),
         }
         if client.conn.is_finished() {
-            return Some("session ended".into());
+            return Some(None);
         }
-        if client.reading.at_end() && !client.conn.endpoint_ref().wants_write() {
-            return Some("peer closed".into());
+        if client.reading.at_end() && !client.conn.core().wants_write() {
+            return Some(Some(CloseReason::PeerClosed));
         }
         if !progressed {
             return None;
         }
-        client.last_active = Instant::now();
     }
 }

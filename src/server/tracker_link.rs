@@ -1,14 +1,19 @@
 //! The server's connection to TVM's tracker: a non-blocking socket in the server's `Poll`
 //! driving a [`Registration`], reconnecting with backoff whenever the tracker goes away.
 //! Sessions are served all along; only new clients sent by the tracker wait for it.
+//!
+//! The tracker's name is resolved once, when the server starts: a lookup blocks, and the
+//! event loop must not.
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use super::TrackerLinkError;
+use crate::readiness::{PendingOutput, WriteReadiness};
 use crate::tracker::{Registration, RegistrationConfig};
 
 /// First wait before reconnecting to a lost tracker; doubled per failure up to the maximum.
@@ -35,11 +40,13 @@ enum LinkState {
 
 pub(super) struct TrackerLink {
     config: TrackerConfig,
+    /// The tracker's address, resolved at start-up.
+    tracker: SocketAddr,
     port: u16,
     token: Token,
     state: LinkState,
     backoff: Duration,
-    writable: bool,
+    writing: WriteReadiness,
     /// The key last offered, still accepted while the tracker is away.
     last_offered: Option<String>,
     /// Whether the loss of the tracker has been reported since it was last registered.
@@ -47,17 +54,31 @@ pub(super) struct TrackerLink {
 }
 
 impl TrackerLink {
-    pub(super) fn new(config: TrackerConfig, port: u16, token: Token, now: Instant) -> Self {
-        TrackerLink {
+    /// A link to the tracker of `config`, whose address is resolved here (at start-up, before
+    /// the loop runs).
+    pub(super) fn new(
+        config: TrackerConfig,
+        port: u16,
+        token: Token,
+        now: Instant,
+    ) -> io::Result<Self> {
+        let tracker = config.addr.to_socket_addrs()?.next().ok_or_else(|| {
+            io::Error::new(
+                ErrorKind::NotFound,
+                format!("tracker address {} resolves to nothing", config.addr),
+            )
+        })?;
+        Ok(TrackerLink {
             config,
+            tracker,
             port,
             token,
             state: LinkState::Waiting { retry_at: now },
             backoff: FIRST_RETRY,
-            writable: false,
+            writing: WriteReadiness::new(),
             last_offered: None,
             loss_reported: false,
-        }
+        })
     }
 
     /// The match key a client sent by the tracker presents now.
@@ -83,18 +104,18 @@ impl TrackerLink {
         match &mut self.state {
             LinkState::Waiting { retry_at } if now >= *retry_at => {
                 if let Err(e) = self.connect(registry, room, now) {
-                    self.fail(registry, &format!("cannot connect: {e}"), now);
+                    self.fail(registry, TrackerLinkError::Connect(e), now);
                 }
             }
             LinkState::Waiting { .. } => {}
             LinkState::Active { connected: false, since, .. } => {
                 if now >= *since + CONNECT_TIMEOUT {
-                    self.fail(registry, "connection attempt timed out", now);
+                    self.fail(registry, TrackerLinkError::ConnectTimeout, now);
                 }
             }
             LinkState::Active { registration, .. } => {
                 if let Err(e) = registration.on_timer(now) {
-                    self.fail(registry, &e.to_string(), now);
+                    self.fail(registry, e.into(), now);
                 } else {
                     self.flush(registry, now);
                 }
@@ -104,23 +125,25 @@ impl TrackerLink {
 
     /// Handles readiness of the tracker socket.
     pub(super) fn on_event(&mut self, registry: &Registry, writable: bool, now: Instant) {
-        self.writable |= writable;
+        if writable {
+            self.writing.assume_writable();
+        }
         let LinkState::Active { socket, connected, .. } = &mut self.state else { return };
         if !*connected {
             match socket.take_error() {
                 Ok(Some(e)) | Err(e) => {
-                    return self.fail(registry, &format!("cannot connect: {e}"), now);
+                    return self.fail(registry, TrackerLinkError::Connect(e), now);
                 }
                 Ok(None) => {}
             }
             match socket.peer_addr() {
                 Ok(_) => *connected = true,
                 Err(e) if e.kind() == ErrorKind::NotConnected => return,
-                Err(e) => return self.fail(registry, &format!("cannot connect: {e}"), now),
+                Err(e) => return self.fail(registry, TrackerLinkError::Connect(e), now),
             }
         }
-        if let Err(reason) = self.read(now) {
-            return self.fail(registry, &reason, now);
+        if let Err(error) = self.read(now) {
+            return self.fail(registry, error, now);
         }
         self.flush(registry, now);
     }
@@ -152,30 +175,28 @@ impl TrackerLink {
     }
 
     fn connect(&mut self, registry: &Registry, room: bool, now: Instant) -> io::Result<()> {
-        let addr: SocketAddr = self.config.addr.to_socket_addrs()?.next().ok_or_else(|| {
-            io::Error::new(ErrorKind::NotFound, "the address resolves to nothing")
-        })?;
-        let mut socket = TcpStream::connect(addr)?;
+        let mut socket = TcpStream::connect(self.tracker)?;
         registry.register(&mut socket, self.token, Interest::READABLE | Interest::WRITABLE)?;
         let config =
             RegistrationConfig::new(&self.config.key, self.port, self.config.custom_addr.clone());
         let registration = Box::new(Registration::new(config, room, now));
-        self.writable = false;
+        // Written to once connected (flush waits for that).
+        self.writing = WriteReadiness::new();
         self.state = LinkState::Active { socket, registration, connected: false, since: now };
         Ok(())
     }
 
-    fn read(&mut self, now: Instant) -> Result<(), String> {
+    fn read(&mut self, now: Instant) -> Result<(), TrackerLinkError> {
         let LinkState::Active { socket, registration, .. } = &mut self.state else { return Ok(()) };
         let was_registered = registration.is_registered();
         let mut buf = [0u8; 4096];
         loop {
             match socket.read(&mut buf) {
-                Ok(0) => return Err("the tracker closed the connection".into()),
-                Ok(n) => registration.receive(&buf[..n], now).map_err(|e| e.to_string())?,
+                Ok(0) => return Err(TrackerLinkError::Closed),
+                Ok(n) => registration.receive(&buf[..n], now)?,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("read error: {e}")),
+                Err(e) => return Err(TrackerLinkError::Read(e)),
             }
         }
         if !was_registered && registration.is_registered() {
@@ -202,18 +223,16 @@ impl TrackerLink {
         if let Some(key) = registration.offered_key() {
             self.last_offered = Some(key.to_owned());
         }
-        while self.writable && registration.wants_write() {
-            match socket.write(registration.output()) {
-                Ok(0) => return self.fail(registry, "the tracker stopped reading", now),
-                Ok(n) => registration.consume_output(n),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => self.writable = false,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return self.fail(registry, &format!("write error: {e}"), now),
+        match self.writing.flush(socket, registration.as_mut()) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WriteZero => {
+                self.fail(registry, TrackerLinkError::StoppedReading, now)
             }
+            Err(e) => self.fail(registry, TrackerLinkError::Write(e), now),
         }
     }
 
-    fn fail(&mut self, registry: &Registry, reason: &str, now: Instant) {
+    fn fail(&mut self, registry: &Registry, reason: TrackerLinkError, now: Instant) {
         if let LinkState::Active { socket, .. } = &mut self.state {
             let _ = registry.deregister(socket);
         }
@@ -229,5 +248,15 @@ impl TrackerLink {
         }
         self.state = LinkState::Waiting { retry_at: now + self.backoff };
         self.backoff = (self.backoff * 2).min(MAX_RETRY);
+    }
+}
+
+impl PendingOutput for Registration {
+    fn pending(&self) -> &[u8] {
+        self.output()
+    }
+
+    fn sent(&mut self, n: usize) {
+        self.consume_output(n);
     }
 }

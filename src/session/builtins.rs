@@ -1,7 +1,7 @@
 //! The global functions every TVM client expects of a server.
 
 use super::{CallContext, FunctionRegistry, SessionError};
-use crate::endpoint::codec::Value;
+use crate::endpoint::tvm::codec::Value;
 
 pub(crate) fn register(registry: &mut FunctionRegistry) {
     registry.register("testing.echo", echo);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::local::{LocalState, Resource, check_device};
 use super::{FunctionRegistry, SessionConfig, SessionError, SessionStats, Workspace};
-use crate::endpoint::codec::{DataType, Device, TensorRecord, checked_nbytes};
+use crate::endpoint::tvm::codec::{DataType, Device, TensorRecord, checked_nbytes};
 
 /// A tensor argument of a function, named for error messages.
 #[derive(Debug, Clone, Copy)]
@@ -160,5 +160,5 @@ fn named(name: &str, e: SessionError) -> SessionError {
 }
 
 fn internal() -> SessionError {
-    SessionError::InvalidArgument("internal error resolving tensor operands".into())
+    SessionError::Internal("resolving tensor operands")
 }

@@ -4,7 +4,7 @@ use std::fs;
 
 use super::SessionError;
 use super::local::check_device;
-use crate::endpoint::codec::{Device, Value};
+use crate::endpoint::tvm::codec::{Device, Value};
 
 /// TVM's `DeviceAttrKind` values this server answers.
 pub mod kind {

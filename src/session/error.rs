@@ -1,6 +1,6 @@
 use thiserror::Error;
 
-use crate::endpoint::codec::Device;
+use crate::endpoint::tvm::codec::Device;
 
 /// Why a session refused or failed a request. The message is what the client reads in the
 /// Exception packet.
@@ -35,4 +35,20 @@ pub enum SessionError {
     /// A kernel refused its operands; the message names the op, the argument and shapes.
     #[error("{0}")]
     Kernel(#[from] crate::kernels::KernelError),
+    /// A timing request ran past the session's time budget (its calls were fine).
+    #[error(
+        "stopped after {:.3} s, over the budget of {:.3} s for one timing request; ask for \
+         fewer calls (number {number}, repeat {repeat})",
+        spent.as_secs_f64(),
+        budget.as_secs_f64()
+    )]
+    TimeBudgetExceeded {
+        spent: std::time::Duration,
+        budget: std::time::Duration,
+        number: u64,
+        repeat: u64,
+    },
+    /// An invariant of the server itself failed: a bug, not the caller's fault.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }

@@ -7,11 +7,11 @@ use super::context::{CallContext, Operand, Operands};
 use super::device_attr;
 use super::usage::{ServerUsage, SessionUsage};
 use super::{
-    DeviceMemory, FunctionRegistry, GlobalFunction, HandleTable, Placement, Session, SessionError,
-    Workspace,
+    DeviceMemory, FunctionRegistry, GlobalFunction, HandleTable, Placement, Prepared, PreparedCall,
+    Session, SessionError, Work, Workspace,
 };
 use crate::endpoint::DEFAULT_MAX_PACKET;
-use crate::endpoint::codec::{DataType, Device, Packet, TensorRecord, Value};
+use crate::endpoint::tvm::codec::{Device, Packet, Syscall, TensorRecord, Value};
 use crate::kernels::GemmBackend;
 
 /// Limits and settings of one session.
@@ -28,7 +28,7 @@ pub struct SessionConfig {
     /// The GEMM implementation behind `tensor_rpc.matmul` and graph matmuls.
     pub gemm_backend: GemmBackend,
     /// Calls whose estimated cost reaches this run off the event loop (see
-    /// [`FunctionRegistry::register_with_cost`]): about a tenth of a millisecond of GEMM,
+    /// [`FunctionRegistry::register_prepared`]): about a tenth of a millisecond of GEMM,
     /// or a few milliseconds of elementwise work.
     pub offload_threshold: u64,
     /// Longest wall-clock time one `tensor_rpc.time` request may run (it holds a compute
@@ -94,30 +94,16 @@ pub(crate) struct LocalState {
 
 impl LocalState {
     pub(crate) fn memory(&self, handle: u64) -> Result<&DeviceMemory, SessionError> {
-        if handle == 0 {
-            return Err(SessionError::InvalidArgument("tensor has a null data handle".into()));
-        }
-        match self.handles.get(handle)? {
+        match self.handles.get(non_null(handle)?)? {
             Resource::Memory(m) => Ok(m),
-            other => Err(SessionError::WrongHandleKind {
-                handle,
-                expected: "data allocation",
-                actual: other.kind(),
-            }),
+            other => Err(wrong_kind(handle, "data allocation", other)),
         }
     }
 
     pub(crate) fn memory_mut(&mut self, handle: u64) -> Result<&mut DeviceMemory, SessionError> {
-        if handle == 0 {
-            return Err(SessionError::InvalidArgument("tensor has a null data handle".into()));
-        }
-        match self.handles.get_mut(handle)? {
+        match self.handles.get_mut(non_null(handle)?)? {
             Resource::Memory(m) => Ok(m),
-            other => Err(SessionError::WrongHandleKind {
-                handle,
-                expected: "data allocation",
-                actual: other.kind(),
-            }),
+            other => Err(wrong_kind(handle, "data allocation", other)),
         }
     }
 
@@ -152,13 +138,21 @@ impl LocalState {
         }
         match self.handles.get(stream)? {
             Resource::Stream => Ok(()),
-            other => Err(SessionError::WrongHandleKind {
-                handle: stream,
-                expected: "stream",
-                actual: other.kind(),
-            }),
+            other => Err(wrong_kind(stream, "stream", other)),
         }
     }
+}
+
+/// A data handle that is not the wire's null.
+fn non_null(handle: u64) -> Result<u64, SessionError> {
+    if handle == 0 {
+        return Err(SessionError::InvalidArgument("tensor has a null data handle".into()));
+    }
+    Ok(handle)
+}
+
+fn wrong_kind(handle: u64, expected: &'static str, actual: &Resource) -> SessionError {
+    SessionError::WrongHandleKind { handle, expected, actual: actual.kind() }
 }
 
 /// Checks that a request addresses the one device this session serves.
@@ -200,50 +194,26 @@ impl LocalSession {
     }
 }
 
-impl Session for LocalSession {
-    fn get_global_func(&mut self, name: &str) -> Result<Option<u64>, SessionError> {
-        match self.registry.get(name) {
-            Some(function) => Ok(Some(self.state.handles.insert(Resource::Function(function))?)),
-            None => Ok(None),
+impl LocalSession {
+    fn function(&self, handle: u64) -> Result<Arc<GlobalFunction>, SessionError> {
+        match self.state.handles.get(handle)? {
+            Resource::Function(f) => Ok(Arc::clone(f)),
+            other => Err(wrong_kind(handle, "function", other)),
         }
     }
 
-    fn call_func(&mut self, function: u64, args: &[Value]) -> Result<Value, SessionError> {
-        let function = match self.state.handles.get(function)? {
-            Resource::Function(f) => Arc::clone(f),
-            other => {
-                return Err(SessionError::WrongHandleKind {
-                    handle: function,
-                    expected: "function",
-                    actual: other.kind(),
-                });
-            }
+    fn get_global_func(&mut self, name: &str) -> Result<Value, SessionError> {
+        let handle = match self.registry.get(name) {
+            Some(function) => self.state.handles.insert(Resource::Function(function))?,
+            None => 0,
         };
-        self.state.stats.calls += 1;
-        self.state.usage.called();
-        function.call(&mut CallContext::new(&mut self.state, &self.registry), args)
+        Ok(Value::Handle(handle))
     }
 
     fn free_handle(&mut self, handle: u64) -> Result<(), SessionError> {
-        match self.state.handles.get(handle)? {
-            Resource::Function(_) => {
-                self.state.handles.remove(handle)?;
-                Ok(())
-            }
-            other => Err(SessionError::WrongHandleKind {
-                handle,
-                expected: "function",
-                actual: other.kind(),
-            }),
-        }
-    }
-
-    fn dev_set_device(&mut self, device: Device) -> Result<(), SessionError> {
-        check_device(device)
-    }
-
-    fn dev_get_attr(&mut self, device: Device, kind: i64) -> Result<Value, SessionError> {
-        device_attr::get(device, kind)
+        self.function(handle)?;
+        self.state.handles.remove(handle)?;
+        Ok(())
     }
 
     fn dev_alloc_data(
@@ -251,7 +221,6 @@ impl Session for LocalSession {
         device: Device,
         nbytes: i64,
         alignment: i64,
-        _dtype: DataType,
     ) -> Result<u64, SessionError> {
         check_device(device)?;
         let nbytes = u64::try_from(nbytes).map_err(|_| {
@@ -275,44 +244,6 @@ impl Session for LocalSession {
             )));
         }
         self.state.allocate(tensor.nbytes(), 64)
-    }
-
-    fn dev_free_data(&mut self, device: Device, data: u64) -> Result<(), SessionError> {
-        check_device(device)?;
-        self.state.free(data)
-    }
-
-    fn copy_to_remote(&mut self, target: &TensorRecord, data: &[u8]) -> Result<(), SessionError> {
-        check_device(target.device)?;
-        check_copy_length(data.len() as u64, target)?;
-        let memory = self.state.memory_mut(target.data)?;
-        let range = memory.checked_range(target.byte_offset, data.len() as u64)?;
-        memory.bytes_mut()[range].copy_from_slice(data);
-        Ok(())
-    }
-
-    fn copy_from_remote(
-        &mut self,
-        source: &TensorRecord,
-        out: &mut [u8],
-    ) -> Result<(), SessionError> {
-        check_device(source.device)?;
-        check_copy_length(out.len() as u64, source)?;
-        let memory = self.state.memory(source.data)?;
-        let range = memory.checked_range(source.byte_offset, out.len() as u64)?;
-        out.copy_from_slice(&memory.bytes()[range]);
-        Ok(())
-    }
-
-    fn check_copy_from_remote(
-        &mut self,
-        source: &TensorRecord,
-        nbytes: u64,
-    ) -> Result<(), SessionError> {
-        check_device(source.device)?;
-        check_copy_length(nbytes, source)?;
-        self.state.memory(source.data)?.checked_range(source.byte_offset, nbytes)?;
-        Ok(())
     }
 
     fn copy_among_remote(
@@ -349,11 +280,6 @@ impl Session for LocalSession {
         Ok(())
     }
 
-    fn dev_create_stream(&mut self, device: Device) -> Result<u64, SessionError> {
-        check_device(device)?;
-        self.state.handles.insert(Resource::Stream)
-    }
-
     fn dev_free_stream(&mut self, device: Device, stream: u64) -> Result<(), SessionError> {
         check_device(device)?;
         if stream == 0 {
@@ -367,38 +293,126 @@ impl Session for LocalSession {
         Ok(())
     }
 
-    fn dev_set_stream(&mut self, device: Device, stream: u64) -> Result<(), SessionError> {
-        check_device(device)?;
-        self.state.stream(stream)?;
-        self.state.current_stream = stream;
+    fn counted_call(&mut self) {
+        self.state.stats.calls += 1;
+        self.state.usage.called();
+    }
+}
+
+impl Session for LocalSession {
+    fn call_func(&mut self, function: u64, args: &[Value]) -> Result<Value, SessionError> {
+        let function = self.function(function)?;
+        self.counted_call();
+        function.call(&mut CallContext::new(&mut self.state, &self.registry), args)
+    }
+
+    fn syscall(&mut self, call: &Syscall) -> Result<Value, SessionError> {
+        let none = |r: Result<(), SessionError>| r.map(|()| Value::None);
+        let handle = |r: Result<u64, SessionError>| r.map(Value::Handle);
+        match call {
+            Syscall::GetGlobalFunc { name } => self.get_global_func(name),
+            Syscall::FreeHandle { handle } => none(self.free_handle(*handle)),
+            Syscall::DevSetDevice { device } => none(check_device(*device)),
+            Syscall::DevGetAttr { device, kind } => device_attr::get(*device, *kind),
+            Syscall::DevAllocData { device, nbytes, alignment, dtype: _ } => {
+                handle(self.dev_alloc_data(*device, *nbytes, *alignment))
+            }
+            Syscall::DevAllocDataWithScope { tensor, scope } => {
+                handle(self.dev_alloc_data_with_scope(tensor, scope.as_deref()))
+            }
+            Syscall::DevFreeData { device, data } => {
+                none(check_device(*device).and_then(|()| self.state.free(*data)))
+            }
+            Syscall::CopyAmongRemote { from, to, stream } => {
+                none(self.copy_among_remote(from, to, *stream))
+            }
+            Syscall::DevCreateStream { device } => handle(
+                check_device(*device).and_then(|()| self.state.handles.insert(Resource::Stream)),
+            ),
+            Syscall::DevFreeStream { device, stream } => {
+                none(self.dev_free_stream(*device, *stream))
+            }
+            Syscall::DevSetStream { device, stream } => none(
+                check_device(*device)
+                    .and_then(|()| self.state.stream(*stream))
+                    .map(|()| self.state.current_stream = *stream),
+            ),
+            Syscall::DevGetCurrentStream { device } => {
+                handle(check_device(*device).map(|()| self.state.current_stream))
+            }
+            // CPU work completes before its reply is sent, so every stream is always in sync.
+            Syscall::DevStreamSync { device, stream } => {
+                none(check_device(*device).and_then(|()| self.state.stream(*stream)))
+            }
+        }
+    }
+
+    fn copy_to_remote(&mut self, target: &TensorRecord, data: &[u8]) -> Result<(), SessionError> {
+        check_device(target.device)?;
+        check_copy_length(data.len() as u64, target)?;
+        let memory = self.state.memory_mut(target.data)?;
+        let range = memory.checked_range(target.byte_offset, data.len() as u64)?;
+        memory.bytes_mut()[range].copy_from_slice(data);
         Ok(())
     }
 
-    fn dev_get_current_stream(&mut self, device: Device) -> Result<u64, SessionError> {
-        check_device(device)?;
-        Ok(self.state.current_stream)
+    fn copy_from_remote(
+        &mut self,
+        source: &TensorRecord,
+        out: &mut [u8],
+    ) -> Result<(), SessionError> {
+        self.check_copy_from_remote(source, out.len() as u64)?;
+        let memory = self.state.memory(source.data)?;
+        let range = memory.checked_range(source.byte_offset, out.len() as u64)?;
+        out.copy_from_slice(&memory.bytes()[range]);
+        Ok(())
     }
 
-    fn dev_stream_sync(&mut self, device: Device, stream: u64) -> Result<(), SessionError> {
-        // CPU work completes before its reply is sent, so every stream is always in sync.
-        check_device(device)?;
-        self.state.stream(stream)
+    fn check_copy_from_remote(
+        &mut self,
+        source: &TensorRecord,
+        nbytes: u64,
+    ) -> Result<(), SessionError> {
+        check_device(source.device)?;
+        check_copy_length(nbytes, source)?;
+        self.state.memory(source.data)?.checked_range(source.byte_offset, nbytes)?;
+        Ok(())
+    }
+
+    fn prepare<'a>(&mut self, request: Packet<'a>) -> Prepared<'a> {
+        let Packet::CallFunc { function, args } = request else {
+            return Prepared::inline(request);
+        };
+        let prepared = match self.function(function) {
+            Ok(f) => f.prepare(&args).map(|result| (f, result)),
+            Err(_) => None,
+        };
+        let Some((function, result)) = prepared else {
+            // Not a prepared function (or not a function: the call reports it).
+            return Prepared::inline(Packet::CallFunc { function, args });
+        };
+        match result {
+            Ok(body) => {
+                let placement = if body.cost >= self.state.config.offload_threshold {
+                    Placement::Compute
+                } else {
+                    Placement::Inline
+                };
+                let call = PreparedCall { function, args, run: body.run };
+                Prepared { placement, work: Work::Call(call) }
+            }
+            Err(error) => Prepared { placement: Placement::Inline, work: Work::Refused(error) },
+        }
+    }
+
+    fn run_prepared(&mut self, call: PreparedCall) -> Result<Value, SessionError> {
+        self.counted_call();
+        let mut ctx = CallContext::new(&mut self.state, &self.registry);
+        call.function.run_prepared(call.run, &mut ctx, &call.args)
     }
 
     fn stats(&self) -> SessionStats {
         self.state.stats
-    }
-
-    fn placement(&self, request: &Packet<'_>) -> Placement {
-        let Packet::CallFunc { function, args } = request else { return Placement::Inline };
-        match self.state.handles.get(*function) {
-            Ok(Resource::Function(f))
-                if f.estimated_cost(args) >= self.state.config.offload_threshold =>
-            {
-                Placement::Compute
-            }
-            _ => Placement::Inline,
-        }
     }
 }
 

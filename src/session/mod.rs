@@ -23,11 +23,11 @@ pub use error::SessionError;
 pub use handles::HandleTable;
 pub use local::{LocalSession, SessionConfig, SessionStats};
 pub use memory::DeviceMemory;
-pub use registry::{FunctionRegistry, GlobalFunction};
+pub use registry::{FunctionRegistry, GlobalFunction, PreparedBody, PreparedRun};
 pub use usage::{ServerUsage, UsageSnapshot};
 pub use workspace::Workspace;
 
-use crate::endpoint::codec::{DataType, Device, Packet, TensorRecord, Value};
+use crate::endpoint::tvm::codec::{Packet, Syscall, TensorRecord, Value};
 
 /// Where a request runs, as its session sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,31 +40,57 @@ pub enum Placement {
     Network,
 }
 
-/// The operations a client can ask of a session, one per RPC request kind.
+/// What a session made of a request on the event loop: where it runs and what runs.
+pub struct Prepared<'a> {
+    pub placement: Placement,
+    pub work: Work<'a>,
+}
+
+impl<'a> Prepared<'a> {
+    /// The request as decoded, run on the loop.
+    pub fn inline(request: Packet<'a>) -> Self {
+        Prepared { placement: Placement::Inline, work: Work::Request(request) }
+    }
+}
+
+/// What is left to run of a request.
+pub enum Work<'a> {
+    /// The request as decoded: a syscall, a copy, a call of a quick function, anything
+    /// relayed.
+    Request(Packet<'a>),
+    /// A call whose arguments were checked once; it runs without looking at them again.
+    Call(PreparedCall),
+    /// The request was refused when it was looked at.
+    Refused(SessionError),
+}
+
+impl Work<'_> {
+    /// Detaches the work from the input buffer, to run it elsewhere.
+    pub fn into_owned(self) -> Work<'static> {
+        match self {
+            Work::Request(packet) => Work::Request(packet.into_owned()),
+            Work::Call(call) => Work::Call(call),
+            Work::Refused(error) => Work::Refused(error),
+        }
+    }
+}
+
+/// A call of a prepared function with its arguments and the run its preparation left.
+pub struct PreparedCall {
+    pub function: std::sync::Arc<GlobalFunction>,
+    pub args: Vec<Value>,
+    pub run: registry::PreparedRun,
+}
+
+/// What a client can ask of a session: TVM's `RPCSession`. Syscalls go through one method
+/// and one `match`, so a new syscall touches the codec and that `match`.
 ///
 /// Handles are opaque `u64`s the session issued; every method checks them.
 pub trait Session: Send {
-    /// The handle of a global function, or `None` if there is no such function.
-    fn get_global_func(&mut self, name: &str) -> Result<Option<u64>, SessionError>;
     fn call_func(&mut self, function: u64, args: &[Value]) -> Result<Value, SessionError>;
-    fn free_handle(&mut self, handle: u64) -> Result<(), SessionError>;
 
-    fn dev_set_device(&mut self, device: Device) -> Result<(), SessionError>;
-    /// `kind` is TVM's `DeviceAttrKind`; attributes the device does not know are `None`.
-    fn dev_get_attr(&mut self, device: Device, kind: i64) -> Result<Value, SessionError>;
-    fn dev_alloc_data(
-        &mut self,
-        device: Device,
-        nbytes: i64,
-        alignment: i64,
-        dtype: DataType,
-    ) -> Result<u64, SessionError>;
-    fn dev_alloc_data_with_scope(
-        &mut self,
-        tensor: &TensorRecord,
-        scope: Option<&str>,
-    ) -> Result<u64, SessionError>;
-    fn dev_free_data(&mut self, device: Device, data: u64) -> Result<(), SessionError>;
+    /// Runs a syscall; its reply is one value (None for those that return nothing).
+    fn syscall(&mut self, call: &Syscall) -> Result<Value, SessionError>;
 
     /// Writes `data` at `target.byte_offset` of `target`'s allocation.
     fn copy_to_remote(&mut self, target: &TensorRecord, data: &[u8]) -> Result<(), SessionError>;
@@ -84,23 +110,16 @@ pub trait Session: Send {
     ) -> Result<(), SessionError> {
         Ok(())
     }
-    fn copy_among_remote(
-        &mut self,
-        from: &TensorRecord,
-        to: &TensorRecord,
-        stream: u64,
-    ) -> Result<(), SessionError>;
 
-    fn dev_create_stream(&mut self, device: Device) -> Result<u64, SessionError>;
-    fn dev_free_stream(&mut self, device: Device, stream: u64) -> Result<(), SessionError>;
-    fn dev_set_stream(&mut self, device: Device, stream: u64) -> Result<(), SessionError>;
-    fn dev_get_current_stream(&mut self, device: Device) -> Result<u64, SessionError>;
-    fn dev_stream_sync(&mut self, device: Device, stream: u64) -> Result<(), SessionError>;
+    /// Looks at `request` on the event loop (cheaply) and says where it runs: on the loop,
+    /// or off it (TVM's WaitForAsyncCallback) so other connections are not held up.
+    fn prepare<'a>(&mut self, request: Packet<'a>) -> Prepared<'a> {
+        Prepared::inline(request)
+    }
 
-    /// Where a server should run `request`: on its event loop, or off it (TVM's
-    /// WaitForAsyncCallback) so other connections are not held up meanwhile.
-    fn placement(&self, _request: &Packet<'_>) -> Placement {
-        Placement::Inline
+    /// Runs a call [`Session::prepare`] checked.
+    fn run_prepared(&mut self, _call: PreparedCall) -> Result<Value, SessionError> {
+        Err(SessionError::Internal("this session prepares no calls"))
     }
 
     /// What the session holds, for logs and statistics.

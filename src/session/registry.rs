@@ -5,16 +5,45 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::{CallContext, SessionError, builtins, compute};
-use crate::endpoint::codec::Value;
+use crate::endpoint::tvm::codec::Value;
 
 type Body = dyn Fn(&mut CallContext<'_>, &[Value]) -> Result<Value, SessionError> + Send + Sync;
-type Cost = dyn Fn(&[Value]) -> u64 + Send + Sync;
+type Prepare = dyn Fn(&[Value]) -> Result<PreparedBody, SessionError> + Send + Sync;
+
+/// What a call runs once its arguments have been checked: it gets them again, whole, so a
+/// preparer need not copy them (a graph plan may be megabytes).
+pub type PreparedRun =
+    Box<dyn FnOnce(&mut CallContext<'_>, &[Value]) -> Result<Value, SessionError> + Send>;
+
+/// A call whose arguments were parsed and checked once, on the event loop, with what is
+/// left to do and an estimate of its work.
+pub struct PreparedBody {
+    /// Estimated work (roughly: arithmetic operations plus bytes touched); calls whose
+    /// estimate reaches the session's threshold run off the event loop.
+    pub cost: u64,
+    pub run: PreparedRun,
+}
+
+impl PreparedBody {
+    pub fn new(
+        cost: u64,
+        run: impl FnOnce(&mut CallContext<'_>, &[Value]) -> Result<Value, SessionError> + Send + 'static,
+    ) -> Self {
+        PreparedBody { cost, run: Box::new(run) }
+    }
+}
 
 /// A named function a client can call.
 pub struct GlobalFunction {
     name: String,
-    body: Box<Body>,
-    cost: Option<Box<Cost>>,
+    kind: FunctionKind,
+}
+
+enum FunctionKind {
+    /// Runs as called, on the event loop: quick by design.
+    Plain(Box<Body>),
+    /// Looked at first (cheaply, on the loop), then run where its cost says.
+    Prepared(Box<Prepare>),
 }
 
 impl GlobalFunction {
@@ -22,22 +51,48 @@ impl GlobalFunction {
         &self.name
     }
 
-    /// Estimated work of a call with `args` (roughly: arithmetic operations plus bytes
-    /// touched); 0 for functions registered without an estimate.
-    pub fn estimated_cost(&self, args: &[Value]) -> u64 {
-        self.cost.as_ref().map_or(0, |cost| cost(args))
+    /// Checks a call's arguments and says what is left to run, for functions registered
+    /// with [`FunctionRegistry::register_prepared`]; `None` for the others.
+    pub fn prepare(&self, args: &[Value]) -> Option<Result<PreparedBody, SessionError>> {
+        match &self.kind {
+            FunctionKind::Plain(_) => None,
+            FunctionKind::Prepared(prepare) => Some(prepare(args).map_err(|e| self.named(e))),
+        }
     }
 
     /// Runs the function; its errors come back prefixed with its name.
     pub fn call(&self, ctx: &mut CallContext<'_>, args: &[Value]) -> Result<Value, SessionError> {
-        (self.body)(ctx, args).map_err(|e| match e {
-            // Already named: by the function, or by the kernel op it ran.
-            SessionError::FunctionFailed { .. } | SessionError::Kernel(_) => e,
+        let result = match &self.kind {
+            FunctionKind::Plain(body) => body(ctx, args),
+            FunctionKind::Prepared(prepare) => {
+                prepare(args).and_then(|prepared| (prepared.run)(ctx, args))
+            }
+        };
+        result.map_err(|e| self.named(e))
+    }
+
+    /// Runs a call [`GlobalFunction::prepare`] checked; errors are named as by `call`.
+    pub fn run_prepared(
+        &self,
+        prepared: PreparedRun,
+        ctx: &mut CallContext<'_>,
+        args: &[Value],
+    ) -> Result<Value, SessionError> {
+        prepared(ctx, args).map_err(|e| self.named(e))
+    }
+
+    fn named(&self, e: SessionError) -> SessionError {
+        match e {
+            // Already named: by the function, or by the kernel op it ran; not the caller's
+            // doing.
+            SessionError::FunctionFailed { .. }
+            | SessionError::Kernel(_)
+            | SessionError::Internal(_) => e,
             other => SessionError::FunctionFailed {
                 function: self.name.clone(),
                 message: other.to_string(),
             },
-        })
+        }
     }
 }
 
@@ -69,7 +124,7 @@ impl FunctionRegistry {
         registry
     }
 
-    /// Adds (or replaces) a function.
+    /// Adds (or replaces) a function that runs as called.
     pub fn register(
         &mut self,
         name: &str,
@@ -78,26 +133,22 @@ impl FunctionRegistry {
         + Sync
         + 'static,
     ) {
-        let function = GlobalFunction { name: name.to_owned(), body: Box::new(body), cost: None };
-        self.functions.insert(name.to_owned(), Arc::new(function));
+        self.insert(name, FunctionKind::Plain(Box::new(body)));
     }
 
-    /// Adds (or replaces) a function whose calls may be long: `cost` estimates a call's work
-    /// from its arguments, and a server runs calls above its threshold off the event loop.
-    pub fn register_with_cost(
+    /// Adds (or replaces) a function whose calls may be long: `prepare` checks a call's
+    /// arguments once, cheaply (it runs on the event loop), and returns what is left to run
+    /// and its estimated work; a server runs calls above its threshold off the event loop.
+    pub fn register_prepared(
         &mut self,
         name: &str,
-        cost: impl Fn(&[Value]) -> u64 + Send + Sync + 'static,
-        body: impl Fn(&mut CallContext<'_>, &[Value]) -> Result<Value, SessionError>
-        + Send
-        + Sync
-        + 'static,
+        prepare: impl Fn(&[Value]) -> Result<PreparedBody, SessionError> + Send + Sync + 'static,
     ) {
-        let function = GlobalFunction {
-            name: name.to_owned(),
-            body: Box::new(body),
-            cost: Some(Box::new(cost)),
-        };
+        self.insert(name, FunctionKind::Prepared(Box::new(prepare)));
+    }
+
+    fn insert(&mut self, name: &str, kind: FunctionKind) {
+        let function = GlobalFunction { name: name.to_owned(), kind };
         self.functions.insert(name.to_owned(), Arc::new(function));
     }
 

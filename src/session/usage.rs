@@ -102,7 +102,7 @@ impl Drop for SessionUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::codec::{DataType, Device, Value};
+    use crate::endpoint::tvm::codec::{DataType, Device, Syscall, Value};
     use crate::session::{FunctionRegistry, LocalSession, Session, SessionConfig};
 
     #[test]
@@ -128,7 +128,8 @@ mod tests {
     }
 
     fn stats_of(session: &mut LocalSession) -> UsageSnapshot {
-        let stats = session.get_global_func("tensor_rpc.stats").unwrap().unwrap();
+        let lookup = Syscall::GetGlobalFunc { name: "tensor_rpc.stats".into() };
+        let Ok(Value::Handle(stats)) = session.syscall(&lookup) else { panic!("no stats") };
         let Value::Str(json) = session.call_func(stats, &[]).unwrap() else {
             panic!("tensor_rpc.stats returns a string")
         };
@@ -142,9 +143,15 @@ mod tests {
         let mut a = LocalSession::new(Arc::clone(&registry), config.clone());
         let mut b = LocalSession::new(registry, config);
         let f32 = DataType::FLOAT32;
-        let data = b.dev_alloc_data(Device::cpu(0), 4096, 64, f32).unwrap();
-        b.dev_alloc_data(Device::cpu(0), 100, 64, f32).unwrap();
-        b.dev_free_data(Device::cpu(0), data).unwrap();
+        let alloc = |nbytes| Syscall::DevAllocData {
+            device: Device::cpu(0),
+            nbytes,
+            alignment: 64,
+            dtype: f32,
+        };
+        let Ok(Value::Handle(data)) = b.syscall(&alloc(4096)) else { panic!("no allocation") };
+        b.syscall(&alloc(100)).unwrap();
+        b.syscall(&Syscall::DevFreeData { device: Device::cpu(0), data }).unwrap();
         let seen = stats_of(&mut a);
         assert_eq!((seen.sessions, seen.allocations, seen.bytes_held), (2, 1, 100));
         drop(b);

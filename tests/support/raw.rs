@@ -6,7 +6,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tensor_rpc::endpoint::codec::{
+use tensor_rpc::endpoint::tvm::codec::{
     DataType, DecodeLimits, PROTOCOL_VERSION, Packet, Syscall, TensorRecord, Value,
 };
 use tensor_rpc::server::{Server, ServerConfig, ShutdownHandle};

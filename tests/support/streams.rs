@@ -2,10 +2,11 @@
 //! replaced by the ones our server issues, and helpers to build frames by hand.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
-use tensor_rpc::endpoint::codec::handshake::encode_client_hello;
-use tensor_rpc::endpoint::codec::{DecodeLimits, Packet, Value};
-use tensor_rpc::server::{ConnectionConfig, ServerConnection};
+use tensor_rpc::endpoint::tvm::codec::handshake::encode_client_hello;
+use tensor_rpc::endpoint::tvm::codec::{DecodeLimits, Packet, Value};
+use tensor_rpc::server::{ConnectionConfig, TvmConnection};
 
 use super::trace::{Trace, split_client, split_frames};
 
@@ -73,10 +74,10 @@ pub fn our_client_stream(trace: &str) -> Vec<u8> {
     let trace = Trace::load(trace);
     let (client_hello, client_frames) = split_client(&trace.client);
     let (_, recorded) = split_client(&trace.server);
-    let mut conn = ServerConnection::new(ConnectionConfig::default());
+    let mut conn = TvmConnection::new(ConnectionConfig::default(), Instant::now());
     let mut stream = client_hello.clone();
     conn.endpoint().receive(&client_hello);
-    conn.process_inline().expect("handshake");
+    conn.process_inline(Instant::now()).expect("handshake");
     conn.endpoint().take_output();
     let mut recorded = recorded.iter();
     let mut map = HashMap::new();
@@ -84,7 +85,7 @@ pub fn our_client_stream(trace: &str) -> Vec<u8> {
         let frame = rewrite_handles(frame, &map);
         stream.extend_from_slice(&frame);
         conn.endpoint().receive(&frame);
-        conn.process_inline().expect("framing holds");
+        conn.process_inline(Instant::now()).expect("framing holds");
         for ours in split_frames(&conn.endpoint().take_output()) {
             let Some(theirs) = recorded.next() else { continue };
             for (t, o) in reply_handles(theirs).into_iter().zip(reply_handles(&ours)) {
@@ -101,13 +102,13 @@ pub fn our_client_stream(trace: &str) -> Vec<u8> {
 /// reduced, run through a graph and timed, downloaded and freed. Built against a connection
 /// of ours, so the handles in it are the ones a fresh connection issues.
 pub fn compute_session_stream() -> Vec<u8> {
-    use tensor_rpc::endpoint::codec::{DataType, PROTOCOL_VERSION, Syscall, TensorRecord};
-    let mut dry = ServerConnection::new(ConnectionConfig::default());
+    use tensor_rpc::endpoint::tvm::codec::{DataType, PROTOCOL_VERSION, Syscall, TensorRecord};
+    let mut dry = TvmConnection::new(ConnectionConfig::default(), Instant::now());
     let mut stream = Vec::new();
     let mut send = |stream: &mut Vec<u8>, bytes: Vec<u8>| -> Vec<Value> {
         stream.extend_from_slice(&bytes);
         dry.endpoint().receive(&bytes);
-        dry.process_inline().expect("framing holds");
+        dry.process_inline(Instant::now()).expect("framing holds");
         let out = dry.endpoint().take_output();
         match out.get(8..).map(|b| Packet::decode(b, &DecodeLimits::default())) {
             Some(Ok(Packet::Return(values))) => values,

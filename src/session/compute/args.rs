@@ -1,6 +1,6 @@
 //! Reading a function's positional arguments, with errors that name them.
 
-use crate::endpoint::codec::{TensorRecord, Value};
+use crate::endpoint::tvm::codec::{TensorRecord, Value};
 use crate::session::SessionError;
 
 /// The positional arguments of one call (the function's name is added to errors by

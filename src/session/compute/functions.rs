@@ -13,21 +13,21 @@
 
 use super::args::Args;
 use super::op::{Op, check_output, describe, kernel_dtype};
-use crate::endpoint::codec::{TensorRecord, Value};
+use crate::endpoint::tvm::codec::{TensorRecord, Value};
 use crate::kernels::{OutputSpec, TensorView, TensorViewMut};
-use crate::session::{CallContext, Operand, Operands, SessionError};
+use crate::session::{CallContext, Operand, Operands, PreparedBody, SessionError};
 
-/// A parsed call: the op, its named inputs and its output.
-pub struct OpCall<'a> {
-    pub name: &'a str,
+/// A parsed call: the op, its named inputs and its output. It owns its tensor records (a
+/// few integers each), so a call checked on the event loop can run on a worker as it is.
+pub struct OpCall {
     pub op: Op,
-    pub inputs: Vec<(&'static str, &'a TensorRecord)>,
-    pub out: &'a TensorRecord,
+    pub inputs: Vec<(&'static str, TensorRecord)>,
+    pub out: TensorRecord,
 }
 
-impl<'a> OpCall<'a> {
+impl OpCall {
     /// Reads the arguments of `tensor_rpc.<name>`.
-    pub fn parse(name: &'a str, values: &'a [Value]) -> Result<OpCall<'a>, SessionError> {
+    pub fn parse(name: &str, values: &[Value]) -> Result<OpCall, SessionError> {
         let args = Args::new(values);
         let unknown = || SessionError::InvalidArgument(format!("no op named {name}"));
         let mut op = Op::named(name).ok_or_else(unknown)?;
@@ -76,7 +76,8 @@ impl<'a> OpCall<'a> {
                 (vec![("x", args.tensor(0, "x")?)], args.tensor(1, "out")?)
             }
         };
-        Ok(OpCall { name, op, inputs, out })
+        let inputs = inputs.into_iter().map(|(name, record)| (name, record.clone())).collect();
+        Ok(OpCall { op, inputs, out: out.clone() })
     }
 
     /// Checks every dtype and shape, the output's included, without touching memory.
@@ -86,15 +87,16 @@ impl<'a> OpCall<'a> {
             .iter()
             .map(|(name, record)| describe(name, record))
             .collect::<Result<Vec<_>, _>>()?;
-        let spec = self.op.infer(&inputs, Some(describe("out", self.out)?))?;
-        check_output(self.out, &spec)?;
+        let spec = self.op.infer(&inputs, Some(describe("out", &self.out)?))?;
+        check_output(&self.out, &spec)?;
         Ok(spec)
     }
 
-    /// Validates, then runs the kernel on the session's memory.
+    /// Runs the kernel on the session's memory (after [`OpCall::validate`]).
     pub fn run(&self, ctx: &mut CallContext<'_>) -> Result<(), SessionError> {
-        self.validate()?;
-        run_on_records(ctx, &self.op, &self.inputs, ("out", self.out))
+        let inputs: Vec<(&'static str, &TensorRecord)> =
+            self.inputs.iter().map(|(name, record)| (*name, record)).collect();
+        run_on_records(ctx, &self.op, &inputs, ("out", &self.out))
     }
 }
 
@@ -125,17 +127,13 @@ pub fn run_on_records(
     Ok(())
 }
 
-/// `tensor_rpc.<name>`'s body.
-pub fn call(
-    name: &str,
-    ctx: &mut CallContext<'_>,
-    values: &[Value],
-) -> Result<Value, SessionError> {
-    OpCall::parse(name, values)?.run(ctx)?;
-    Ok(Value::None)
-}
-
-/// `tensor_rpc.<name>`'s estimated work (0 for a call that will be refused).
-pub fn cost(name: &str, values: &[Value]) -> u64 {
-    OpCall::parse(name, values).and_then(|c| c.validate()).map_or(0, |spec| spec.estimated_flops)
+/// Checks a call of `tensor_rpc.<name>` once (shapes and dtypes only: cheap), and returns it
+/// ready to run with its estimated work.
+pub fn prepare(name: &str, values: &[Value]) -> Result<PreparedBody, SessionError> {
+    let call = OpCall::parse(name, values)?;
+    let spec = call.validate()?;
+    Ok(PreparedBody::new(spec.estimated_flops, move |ctx, _| {
+        call.run(ctx)?;
+        Ok(Value::None)
+    }))
 }

@@ -28,26 +28,62 @@
 use std::collections::HashMap;
 
 use serde::Deserialize;
+use serde::de::{Deserializer, Error as _, SeqAccess, Visitor};
 use serde_json::{Map, Value as Json};
 
 use super::args::Args;
 use super::functions::run_on_records;
 use super::op::{Op, check_output, describe};
-use crate::endpoint::codec::{DataType, TensorRecord, Value};
+use crate::endpoint::tvm::codec::{DataType, TensorRecord, Value};
 use crate::kernels::{DType, OutputSpec, TensorDesc};
-use crate::session::{CallContext, FunctionRegistry, SessionError};
+use crate::session::{CallContext, FunctionRegistry, PreparedBody, SessionError};
 
 pub const GRAPH_COMPUTE: &str = "tensor_rpc.graph_compute";
 
-/// Bounds on a plan, whatever its size in bytes.
+/// Bounds on a plan, whatever its size in bytes: counted while the JSON is read, so a plan
+/// of more nodes or inputs is refused before they are all held.
 const MAX_NODES: usize = 4096;
+const MAX_INPUTS: usize = 4096;
 const MAX_NAME_LEN: usize = 256;
+
+/// Plans up to this many bytes are parsed and checked on the event loop (tens of
+/// microseconds), and run there too when their work is small; longer ones are parsed and
+/// checked once, on a compute worker, where they run.
+pub const INLINE_PLAN_BYTES: usize = 16 << 10;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PlanJson {
+    #[serde(deserialize_with = "at_most::<MAX_INPUTS, _, _>")]
     inputs: Vec<String>,
+    #[serde(deserialize_with = "at_most::<MAX_NODES, _, _>")]
     nodes: Vec<NodeJson>,
+}
+
+/// Reads a JSON list, failing as soon as it holds more than `LIMIT` items.
+fn at_most<'de, const LIMIT: usize, T: Deserialize<'de>, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<T>, D::Error> {
+    struct Bounded<const LIMIT: usize, T>(std::marker::PhantomData<T>);
+    impl<'de, const LIMIT: usize, T: Deserialize<'de>> Visitor<'de> for Bounded<LIMIT, T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "a list of at most {LIMIT} items")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                if items.len() == LIMIT {
+                    return Err(A::Error::custom(format!("more than {LIMIT} items")));
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    deserializer.deserialize_seq(Bounded::<LIMIT, T>(std::marker::PhantomData))
 }
 
 #[derive(Deserialize)]
@@ -92,14 +128,8 @@ fn invalid(message: String) -> SessionError {
 impl GraphPlan {
     /// Parses and validates `plan` against the tensor arguments `args`.
     pub fn parse(plan: &str, args: &[&TensorRecord]) -> Result<GraphPlan, SessionError> {
-        let plan: PlanJson =
-            serde_json::from_str(plan).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
-        if plan.nodes.len() > MAX_NODES {
-            return Err(invalid(format!(
-                "{} nodes exceed the limit of {MAX_NODES}",
-                plan.nodes.len()
-            )));
-        }
+        let plan: PlanJson = serde_json::from_str(plan)
+            .map_err(|e| invalid(format!("not valid JSON or over its limits: {e}")))?;
         if plan.inputs.len() != args.len() {
             return Err(invalid(format!(
                 "names {} inputs but the call passes {} tensors",
@@ -212,7 +242,7 @@ impl GraphPlan {
         self.temps
             .iter()
             .map(|(dtype, shape)| {
-                crate::endpoint::codec::checked_nbytes(shape, *dtype).unwrap_or(u64::MAX)
+                crate::endpoint::tvm::codec::checked_nbytes(shape, *dtype).unwrap_or(u64::MAX)
             })
             .fold(0u64, u64::saturating_add)
     }
@@ -421,8 +451,8 @@ fn apply_attrs(
     Ok(None)
 }
 
-/// The plan and tensor arguments of a `graph_compute` call.
-fn parse_call(values: &[Value]) -> Result<(GraphPlan, Vec<&TensorRecord>), SessionError> {
+/// The plan text and tensor arguments of a `graph_compute` call.
+fn call_args(values: &[Value]) -> Result<(&str, Vec<&TensorRecord>), SessionError> {
     let args = Args::new(values);
     if values.is_empty() {
         return Err(SessionError::InvalidArgument("expects (plan, tensors...)".into()));
@@ -430,17 +460,29 @@ fn parse_call(values: &[Value]) -> Result<(GraphPlan, Vec<&TensorRecord>), Sessi
     let plan = args.text(0, "plan")?;
     let tensors =
         (1..values.len()).map(|i| args.tensor(i, "tensor")).collect::<Result<Vec<_>, _>>()?;
-    Ok((GraphPlan::parse(plan, &tensors)?, tensors))
+    Ok((plan, tensors))
+}
+
+/// Checks a call on the event loop: a short plan is parsed and validated there, once, and
+/// runs inline or on a worker by its work; a long one goes to a worker untouched, to be
+/// parsed and validated there, once, before it runs.
+fn prepare(values: &[Value]) -> Result<PreparedBody, SessionError> {
+    let (text, tensors) = call_args(values)?;
+    if text.len() > INLINE_PLAN_BYTES {
+        return Ok(PreparedBody::new(u64::MAX, |ctx, values| {
+            let (text, tensors) = call_args(values)?;
+            GraphPlan::parse(text, &tensors)?.run(ctx, &tensors)?;
+            Ok(Value::None)
+        }));
+    }
+    let plan = GraphPlan::parse(text, &tensors)?;
+    Ok(PreparedBody::new(plan.estimated_flops(), move |ctx, values| {
+        let (_, tensors) = call_args(values)?;
+        plan.run(ctx, &tensors)?;
+        Ok(Value::None)
+    }))
 }
 
 pub(super) fn register(registry: &mut FunctionRegistry) {
-    registry.register_with_cost(
-        GRAPH_COMPUTE,
-        |values| parse_call(values).map_or(0, |(plan, _)| plan.estimated_flops()),
-        |ctx, values| {
-            let (plan, tensors) = parse_call(values)?;
-            plan.run(ctx, &tensors)?;
-            Ok(Value::None)
-        },
-    );
+    registry.register_prepared(GRAPH_COMPUTE, prepare);
 }

@@ -23,11 +23,7 @@ pub const PREFIX: &str = "tensor_rpc.";
 pub fn register(registry: &mut FunctionRegistry) {
     for op in OP_NAMES {
         let name = format!("{PREFIX}{op}");
-        registry.register_with_cost(
-            &name,
-            move |args| functions::cost(op, args),
-            move |ctx, args| functions::call(op, ctx, args),
-        );
+        registry.register_prepared(&name, move |args| functions::prepare(op, args));
     }
     graph::register(registry);
     timing::register(registry);

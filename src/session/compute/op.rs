@@ -2,7 +2,7 @@
 //! runs. Validation (`infer`) needs only dtypes and shapes, so a whole graph is checked
 //! before anything runs.
 
-use crate::endpoint::codec::{DataType, TensorRecord};
+use crate::endpoint::tvm::codec::{DataType, TensorRecord};
 use crate::kernels::{
     self, BinaryOp, DType, GemmBackend, KernelError, MatmulOptions, OutputSpec, ReduceOp,
     ReduceOptions, TensorDesc, TensorView, TensorViewMut, UnaryOp,

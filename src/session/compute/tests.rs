@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::endpoint::codec::{DataType, Packet, TensorRecord, Value};
+use crate::endpoint::tvm::codec::{DataType, Packet, Syscall, TensorRecord, Value};
 use crate::session::{
     FunctionRegistry, LocalSession, Placement, Session, SessionConfig, SessionError,
 };
@@ -21,7 +21,9 @@ const I32: DataType = DataType::new(DataType::INT, 32, 1);
 
 fn tensor(s: &mut LocalSession, dtype: DataType, shape: &[i64]) -> TensorRecord {
     let mut record = TensorRecord::unallocated_cpu(dtype, shape);
-    record.data = s.dev_alloc_data_with_scope(&record, None).unwrap();
+    let alloc = Syscall::DevAllocDataWithScope { tensor: record.clone(), scope: None };
+    let Ok(Value::Handle(data)) = s.syscall(&alloc) else { panic!("allocation failed") };
+    record.data = data;
     record
 }
 
@@ -38,8 +40,15 @@ fn read_f32(s: &mut LocalSession, record: &TensorRecord) -> Vec<f32> {
 }
 
 fn call(s: &mut LocalSession, name: &str, args: Vec<Value>) -> Result<Value, SessionError> {
-    let f = s.get_global_func(name).unwrap().unwrap_or_else(|| panic!("{name} is registered"));
+    let f = lookup(s, name);
     s.call_func(f, &args)
+}
+
+fn lookup(s: &mut LocalSession, name: &str) -> u64 {
+    match s.syscall(&Syscall::GetGlobalFunc { name: name.into() }) {
+        Ok(Value::Handle(f)) if f != 0 => f,
+        other => panic!("{name} is not registered: {other:?}"),
+    }
 }
 
 fn t(record: &TensorRecord) -> Value {
@@ -184,15 +193,15 @@ fn fill_cast_and_transpose_compose() {
 #[test]
 fn large_matmul_runs_off_the_event_loop_and_small_ones_inline() {
     let mut s = session();
-    let f = s.get_global_func("tensor_rpc.matmul").unwrap().unwrap();
+    let f = lookup(&mut s, "tensor_rpc.matmul");
     let call_with = |s: &mut LocalSession, n: i64| {
         let a = tensor(s, F32, &[n, n]);
         Packet::CallFunc { function: f, args: vec![t(&a), t(&a), t(&a)] }
     };
     let small = call_with(&mut s, 8);
     let large = call_with(&mut s, 512);
-    assert_eq!(s.placement(&small), Placement::Inline);
-    assert_eq!(s.placement(&large), Placement::Compute);
+    assert_eq!(s.prepare(small).placement, Placement::Inline);
+    assert_eq!(s.prepare(large).placement, Placement::Compute);
 }
 
 /// A two-layer MLP forward pass: y = softmax(gelu(x·w1 + b1)·w2).

@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use super::PREFIX;
 use super::args::Args;
-use crate::endpoint::codec::Value;
-use crate::session::{CallContext, FunctionRegistry, SessionError};
+use crate::endpoint::tvm::codec::Value;
+use crate::session::{CallContext, FunctionRegistry, PreparedBody, SessionError};
 
 pub const TIME: &str = "tensor_rpc.time";
 
@@ -64,14 +64,12 @@ fn run(ctx: &mut CallContext<'_>, values: &[Value]) -> Result<Value, SessionErro
             function.call(ctx, timing.args)?;
             let spent = began.elapsed();
             if spent > budget {
-                return Err(SessionError::InvalidArgument(format!(
-                    "stopped after {:.3} s, over the budget of {:.3} s for one timing request; \
-                     ask for fewer calls (number {}, repeat {})",
-                    spent.as_secs_f64(),
-                    budget.as_secs_f64(),
-                    timing.number,
-                    timing.repeat
-                )));
+                return Err(SessionError::TimeBudgetExceeded {
+                    spent,
+                    budget,
+                    number: timing.number,
+                    repeat: timing.repeat,
+                });
             }
         }
         let mean = start.elapsed().as_secs_f64() / timing.number as f64;
@@ -81,7 +79,10 @@ fn run(ctx: &mut CallContext<'_>, values: &[Value]) -> Result<Value, SessionErro
 }
 
 pub(super) fn register(registry: &mut FunctionRegistry) {
-    // The cost of the timed calls needs the registry, which a cost estimate does not see;
-    // any timing is worth running off the event loop.
-    registry.register_with_cost(TIME, |_| u64::MAX, run);
+    // The cost of the timed calls needs the registry, which a preparer does not see; any
+    // timing is worth running off the event loop.
+    registry.register_prepared(TIME, |values| {
+        parse(values)?;
+        Ok(PreparedBody::new(u64::MAX, run))
+    });
 }

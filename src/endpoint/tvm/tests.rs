@@ -19,14 +19,14 @@ fn hello(key: &str) -> Vec<u8> {
 }
 
 /// A server endpoint that has accepted a client keyed `client:`.
-fn connected_server(config: EndpointConfig) -> Endpoint {
-    let mut server = Endpoint::server(config);
+fn connected_server(config: EndpointConfig) -> ServerEndpoint {
+    let mut server = ServerEndpoint::server(config);
     server.receive(&hello("client:"));
-    let Some(Event::ClientHello(key)) = server.poll_event().unwrap() else {
+    let Some(ServerEvent::ClientHello(key)) = server.poll_event().unwrap() else {
         panic!("expected a hello")
     };
     assert!(key.matches(""));
-    server.accept("");
+    server.accept("").unwrap();
     server.take_output();
     server
 }
@@ -37,16 +37,16 @@ fn get_global_func(name: &str) -> Packet<'static> {
 
 #[test]
 fn server_reports_the_client_key_and_answers_accept_with_its_own() {
-    let mut server = Endpoint::server(EndpointConfig::default());
+    let mut server = ServerEndpoint::server(EndpointConfig::default());
     server.receive(&hello("client:mycpu -timeout=3"));
     match server.poll_event().unwrap() {
-        Some(Event::ClientHello(key)) => {
+        Some(ServerEvent::ClientHello(key)) => {
             assert_eq!(key.match_key.as_deref(), Some("mycpu"));
             assert_eq!(key.timeout, Some(std::time::Duration::from_secs(3)));
         }
         other => panic!("unexpected {other:?}"),
     }
-    server.accept("mycpu");
+    server.accept("mycpu").unwrap();
     let mut expected = RPC_MAGIC.to_le_bytes().to_vec();
     expected.extend_from_slice(&12i32.to_le_bytes());
     expected.extend_from_slice(b"server:mycpu");
@@ -55,7 +55,7 @@ fn server_reports_the_client_key_and_answers_accept_with_its_own() {
 
 #[test]
 fn server_rejecting_a_key_sends_mismatch_and_finishes() {
-    let mut server = Endpoint::server(EndpointConfig::default());
+    let mut server = ServerEndpoint::server(EndpointConfig::default());
     server.receive(&hello("client:other"));
     server.poll_event().unwrap();
     server.reject(HandshakeStatus::Mismatch);
@@ -66,7 +66,7 @@ fn server_rejecting_a_key_sends_mismatch_and_finishes() {
 
 #[test]
 fn server_closes_on_wrong_magic() {
-    let mut server = Endpoint::server(EndpointConfig::default());
+    let mut server = ServerEndpoint::server(EndpointConfig::default());
     server.receive(b"GET / HTTP/1.1\r\n");
     assert_eq!(server.poll_event(), Err(FramingError::BadMagic(0x2054_4547)));
     assert!(server.is_finished());
@@ -74,7 +74,7 @@ fn server_closes_on_wrong_magic() {
 
 #[test]
 fn server_closes_on_negative_key_length() {
-    let mut server = Endpoint::server(EndpointConfig::default());
+    let mut server = ServerEndpoint::server(EndpointConfig::default());
     let mut bytes = RPC_MAGIC.to_le_bytes().to_vec();
     bytes.extend_from_slice(&(-1i32).to_le_bytes());
     server.receive(&bytes);
@@ -83,7 +83,7 @@ fn server_closes_on_negative_key_length() {
 
 #[test]
 fn server_closes_on_key_that_is_not_utf8() {
-    let mut server = Endpoint::server(EndpointConfig::default());
+    let mut server = ServerEndpoint::server(EndpointConfig::default());
     let mut bytes = RPC_MAGIC.to_le_bytes().to_vec();
     bytes.extend_from_slice(&2i32.to_le_bytes());
     bytes.extend_from_slice(&[0xff, 0xfe]);
@@ -93,14 +93,14 @@ fn server_closes_on_key_that_is_not_utf8() {
 
 #[test]
 fn handshake_waits_for_every_byte_of_the_key() {
-    let mut server = Endpoint::server(EndpointConfig::default());
+    let mut server = ServerEndpoint::server(EndpointConfig::default());
     let bytes = hello("client:abc");
     for &b in &bytes[..bytes.len() - 1] {
         server.receive(&[b]);
         assert_eq!(server.poll_event(), Ok(None));
     }
     server.receive(&bytes[bytes.len() - 1..]);
-    assert!(matches!(server.poll_event(), Ok(Some(Event::ClientHello(_)))));
+    assert!(matches!(server.poll_event(), Ok(Some(ServerEvent::ClientHello(_)))));
 }
 
 #[test]
@@ -117,7 +117,7 @@ fn zero_length_packets_are_ignored() {
     let mut server = connected_server(EndpointConfig::default());
     server.receive(&[0; 24]);
     server.receive(&frame(&get_global_func("f")));
-    assert_eq!(server.poll_event().unwrap(), Some(Event::Request(get_global_func("f"))));
+    assert_eq!(server.poll_event().unwrap(), Some(ServerEvent::Request(get_global_func("f"))));
 }
 
 #[test]
@@ -125,24 +125,26 @@ fn request_is_reported_once_and_the_next_waits_for_the_reply() {
     let mut server = connected_server(EndpointConfig::default());
     server.receive(&frame(&get_global_func("a")));
     server.receive(&frame(&get_global_func("b")));
-    assert_eq!(server.poll_event().unwrap(), Some(Event::Request(get_global_func("a"))));
+    assert_eq!(server.poll_event().unwrap(), Some(ServerEvent::Request(get_global_func("a"))));
     assert!(server.awaiting_reply());
     assert_eq!(server.poll_event().unwrap(), None);
     server.reply(&Packet::Return(vec![Value::Handle(1)])).unwrap();
-    assert_eq!(server.poll_event().unwrap(), Some(Event::Request(get_global_func("b"))));
+    assert_eq!(server.poll_event().unwrap(), Some(ServerEvent::Request(get_global_func("b"))));
     assert_eq!(server.take_output(), frame(&Packet::Return(vec![Value::Handle(1)])));
 }
 
 #[test]
 fn reply_without_a_request_is_refused() {
     let mut server = connected_server(EndpointConfig::default());
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        server.reply(&Packet::return_void())
-    }));
-    // Debug builds assert on the driver bug; release builds report it.
-    if let Ok(result) = result {
-        assert_eq!(result, Err(NotAwaitingReply));
-    }
+    assert_eq!(server.reply(&Packet::return_void()), Err(NotAwaitingReply));
+    assert!(server.take_output().is_empty(), "nothing was written");
+}
+
+#[test]
+fn accept_outside_the_handshake_decision_is_refused() {
+    let mut server = connected_server(EndpointConfig::default());
+    assert_eq!(server.accept("again"), Err(NotAwaitingReply));
+    assert!(server.take_output().is_empty());
 }
 
 #[test]
@@ -159,7 +161,7 @@ fn requests_fed_byte_by_byte_decode_like_whole_ones() {
     server.receive(&bytes[bytes.len() - 1..]);
     assert!(matches!(
         server.poll_event().unwrap(),
-        Some(Event::Request(Packet::CallFunc { function: 9, .. }))
+        Some(ServerEvent::Request(Packet::CallFunc { function: 9, .. }))
     ));
 }
 
@@ -172,9 +174,12 @@ fn malformed_packet_gets_an_exception_and_the_connection_goes_on() {
     let mut server = connected_server(EndpointConfig::default());
     server.receive(&bad);
     server.receive(&frame(&get_global_func("ok")));
-    assert_eq!(server.poll_event().unwrap(), Some(Event::Rejected(DecodeError::UnknownCode(99))));
+    assert_eq!(
+        server.poll_event().unwrap(),
+        Some(ServerEvent::Rejected(DecodeError::UnknownCode(99)))
+    );
     assert_eq!(server.take_output(), frame(&Packet::Exception("unknown RPC code 99".into())));
-    assert_eq!(server.poll_event().unwrap(), Some(Event::Request(get_global_func("ok"))));
+    assert_eq!(server.poll_event().unwrap(), Some(ServerEvent::Request(get_global_func("ok"))));
 }
 
 #[test]
@@ -183,7 +188,7 @@ fn server_refuses_a_return_packet_with_an_exception() {
     server.receive(&frame(&Packet::return_void()));
     assert!(matches!(
         server.poll_event().unwrap(),
-        Some(Event::Rejected(DecodeError::UnexpectedPacket { code: "Return", .. }))
+        Some(ServerEvent::Rejected(DecodeError::UnexpectedPacket { code: "Return", .. }))
     ));
     let out = server.take_output();
     assert_eq!(&out[8..12], &5i32.to_le_bytes(), "an Exception packet");
@@ -194,7 +199,7 @@ fn shutdown_stops_reading_and_finishes_after_flush() {
     let mut server = connected_server(EndpointConfig::default());
     server.receive(&frame(&Packet::Shutdown));
     server.receive(&frame(&get_global_func("never")));
-    assert_eq!(server.poll_event().unwrap(), Some(Event::Shutdown));
+    assert_eq!(server.poll_event().unwrap(), Some(ServerEvent::Shutdown));
     assert_eq!(server.poll_event().unwrap(), None);
     assert!(!server.wants_read());
     assert!(server.is_finished());
@@ -214,7 +219,7 @@ fn record(data: u64, shape: &[i64]) -> TensorRecord {
 fn copy_ack_is_written_in_place() {
     let mut server = connected_server(EndpointConfig::default());
     server.receive(&frame(&Packet::CopyFromRemote { source: record(1, &[2]), nbytes: 8 }));
-    assert!(matches!(server.poll_event().unwrap(), Some(Event::Request(_))));
+    assert!(matches!(server.poll_event().unwrap(), Some(ServerEvent::Request(_))));
     server
         .reply_copy_ack(8, |out| {
             out.copy_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
@@ -262,31 +267,31 @@ fn unread_output_above_the_high_water_mark_pauses_processing() {
     assert_eq!(server.poll_event().unwrap(), None);
     server.take_output();
     assert!(server.wants_read());
-    assert_eq!(server.poll_event().unwrap(), Some(Event::Request(get_global_func("b"))));
+    assert_eq!(server.poll_event().unwrap(), Some(ServerEvent::Request(get_global_func("b"))));
 }
 
 #[test]
 fn client_sends_its_key_and_reports_the_servers() {
-    let mut client = Endpoint::client("client:k", EndpointConfig::default());
+    let mut client = ClientEndpoint::client("client:k", EndpointConfig::default());
     assert_eq!(client.take_output(), hello("client:k"));
     let mut reply = Vec::new();
     super::codec::handshake::encode_server_reply(HandshakeStatus::Success, "server:k", &mut reply);
     client.receive(&reply);
     assert_eq!(
         client.poll_event().unwrap(),
-        Some(Event::Connected { server_key: "server:k".into() })
+        Some(ClientEvent::Connected { server_key: "server:k".into() })
     );
 }
 
 #[test]
 fn client_fails_when_the_server_refuses_its_key() {
-    let mut client = Endpoint::client("client:k", EndpointConfig::default());
+    let mut client = ClientEndpoint::client("client:k", EndpointConfig::default());
     client.receive(&(RPC_MAGIC + 2).to_le_bytes());
     assert_eq!(client.poll_event(), Err(FramingError::HandshakeRefused(RPC_MAGIC + 2)));
 }
 
-fn connected_client() -> Endpoint {
-    let mut client = Endpoint::client("client:", EndpointConfig::default());
+fn connected_client() -> ClientEndpoint {
+    let mut client = ClientEndpoint::client("client:", EndpointConfig::default());
     let mut reply = Vec::new();
     super::codec::handshake::encode_server_reply(HandshakeStatus::Success, "server:", &mut reply);
     client.receive(&reply);
@@ -301,9 +306,9 @@ fn client_reports_returns_exceptions_and_copy_acks_in_order() {
     client.receive(&frame(&Packet::return_void()));
     client.receive(&frame(&Packet::Exception("boom".into())));
     client.receive(&frame(&Packet::CopyAck(Cow::Borrowed(&[7, 7]))));
-    assert_eq!(client.poll_event().unwrap(), Some(Event::Return(vec![Value::None])));
-    assert_eq!(client.poll_event().unwrap(), Some(Event::Exception("boom".into())));
-    assert_eq!(client.poll_event().unwrap(), Some(Event::CopyAck(Cow::Borrowed(&[7, 7]))));
+    assert_eq!(client.poll_event().unwrap(), Some(ClientEvent::Return(vec![Value::None])));
+    assert_eq!(client.poll_event().unwrap(), Some(ClientEvent::Exception("boom".into())));
+    assert_eq!(client.poll_event().unwrap(), Some(ClientEvent::CopyAck(Cow::Borrowed(&[7, 7]))));
     assert_eq!(client.poll_event().unwrap(), None);
 }
 
@@ -313,7 +318,7 @@ fn client_rejects_a_request_from_the_server_without_answering() {
     client.receive(&frame(&get_global_func("x")));
     assert!(matches!(
         client.poll_event().unwrap(),
-        Some(Event::Rejected(DecodeError::UnexpectedPacket { code: "GetGlobalFunc", .. }))
+        Some(ClientEvent::Rejected(DecodeError::UnexpectedPacket { code: "GetGlobalFunc", .. }))
     ));
     assert!(client.take_output().is_empty());
 }
@@ -328,7 +333,7 @@ fn take_copy_ack_hands_over_a_matching_copy_ack_with_its_buffered_payload() {
     assert_eq!(out[..3], [1, 2, 3]);
     // The rest comes straight from the socket; the endpoint is ready for the next packet.
     client.receive(&frame(&Packet::return_void()));
-    assert_eq!(client.poll_event().unwrap(), Some(Event::Return(vec![Value::None])));
+    assert_eq!(client.poll_event().unwrap(), Some(ClientEvent::Return(vec![Value::None])));
 }
 
 #[test]
@@ -337,7 +342,7 @@ fn take_copy_ack_leaves_other_replies_to_poll_event() {
     client.receive(&frame(&Packet::Exception("no such tensor".into())));
     let mut out = [0u8; 6];
     assert_eq!(client.take_copy_ack(&mut out), None);
-    assert_eq!(client.poll_event().unwrap(), Some(Event::Exception("no such tensor".into())));
+    assert_eq!(client.poll_event().unwrap(), Some(ClientEvent::Exception("no such tensor".into())));
 }
 
 #[test]
@@ -346,7 +351,7 @@ fn take_copy_ack_refuses_a_copy_ack_of_another_length() {
     client.receive(&frame(&Packet::CopyAck(Cow::Borrowed(&[1, 2]))));
     let mut out = [0u8; 6];
     assert_eq!(client.take_copy_ack(&mut out), None);
-    assert!(matches!(client.poll_event().unwrap(), Some(Event::CopyAck(_))));
+    assert!(matches!(client.poll_event().unwrap(), Some(ClientEvent::CopyAck(_))));
 }
 
 #[test]

@@ -525,6 +525,14 @@ fn encode_copy_to_remote_prefix(target: &TensorRecord, nbytes: u64, w: &mut impl
     w.put_u64(nbytes);
 }
 
+/// Bytes of a copy packet's body besides its payload: what TVM's client subtracts from the
+/// server's largest packet to size its chunks (`RemoteCopyCalculatePacketOverheadSize`).
+pub fn copy_packet_overhead(record: &TensorRecord) -> u64 {
+    let mut counter = LenCounter::default();
+    encode_copy_to_remote_prefix(record, 0, &mut counter);
+    counter.0
+}
+
 /// The frame of a CopyToRemote of `nbytes` up to its payload, which the caller sends right
 /// after (straight from its own memory, without staging it in a buffer).
 pub fn encode_copy_to_remote_frame_prefix(
