@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 
 use tensor_rpc::client::{Arg, Client, TrackerClient};
 use tensor_rpc::endpoint::EndpointConfig;
-use tensor_rpc::endpoint::tvm::codec::Value;
+use tensor_rpc::endpoint::tvm::codec::{DeviceAttrKind, Value};
 use tensor_rpc::kernels::GemmBackend;
 use tensor_rpc::server::{ConnectionConfig, Server, ServerConfig, Timeouts, TrackerConfig};
 use tensor_rpc::session::{FunctionRegistry, SessionConfig};
@@ -326,15 +326,15 @@ fn call(args: CallArgs) -> Result<()> {
 fn info(args: TargetArgs) -> Result<()> {
     let client = connect(&args)?;
     let dev = client.cpu(0);
-    let attr = |kind: i64| dev.attr(kind).map(|v| show(&v));
+    let attr = |kind: DeviceAttrKind| dev.attr(kind).map(|v| show(&v));
     println!("server            {}", client.peer());
     println!("device            cpu(0)");
-    println!("exist             {}", attr(0)?);
-    println!("name              {}", attr(5)?);
-    println!("max clock (kHz)   {}", attr(6)?);
-    println!("processors        {}", attr(7)?);
-    println!("total memory      {}", attr(14)?);
-    println!("available memory  {}", attr(15)?);
+    println!("exist             {}", attr(DeviceAttrKind::EXIST)?);
+    println!("name              {}", attr(DeviceAttrKind::DEVICE_NAME)?);
+    println!("max clock (kHz)   {}", attr(DeviceAttrKind::MAX_CLOCK_RATE)?);
+    println!("processors        {}", attr(DeviceAttrKind::MULTI_PROCESSOR_COUNT)?);
+    println!("total memory      {}", attr(DeviceAttrKind::TOTAL_GLOBAL_MEMORY)?);
+    println!("available memory  {}", attr(DeviceAttrKind::AVAILABLE_GLOBAL_MEMORY)?);
     let max_packet = client.max_packet()?;
     if max_packet == u64::MAX {
         println!("max packet        no limit");

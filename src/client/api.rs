@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::channel::{Channel, ChannelOptions};
 use super::{ClientError, ClientSession};
-use crate::endpoint::tvm::codec::{DataType, Device, Syscall, TensorRecord, Value, checked_nbytes};
+use crate::endpoint::tvm::codec::{
+    DataType, Device, DeviceAttrKind, Syscall, TensorRecord, Value, checked_nbytes,
+};
 
 /// A connection to an RPC server; cheap to clone (clones share the connection), and usable
 /// from several threads one call at a time.
@@ -99,12 +101,12 @@ impl RemoteDevice {
         &self.client
     }
 
-    /// Attribute `kind` (TVM's `DeviceAttrKind`); `Value::None` when the device has none.
-    pub fn attr(&self, kind: i64) -> Result<Value, ClientError> {
+    /// Attribute `kind`; `Value::None` when the device has none.
+    pub fn attr(&self, kind: DeviceAttrKind) -> Result<Value, ClientError> {
         self.client.lock().syscall(Syscall::DevGetAttr { device: self.device, kind })
     }
 
-    fn int_attr(&self, kind: i64) -> Result<Option<i64>, ClientError> {
+    fn int_attr(&self, kind: DeviceAttrKind) -> Result<Option<i64>, ClientError> {
         match self.attr(kind)? {
             Value::Int(v) => Ok(Some(v)),
             _ => Ok(None),
@@ -112,30 +114,30 @@ impl RemoteDevice {
     }
 
     pub fn exist(&self) -> Result<bool, ClientError> {
-        Ok(self.int_attr(0)? == Some(1))
+        Ok(self.int_attr(DeviceAttrKind::EXIST)? == Some(1))
     }
 
     pub fn name(&self) -> Result<Option<String>, ClientError> {
-        match self.attr(5)? {
+        match self.attr(DeviceAttrKind::DEVICE_NAME)? {
             Value::Str(s) => Ok(Some(s)),
             _ => Ok(None),
         }
     }
 
     pub fn max_clock_rate_khz(&self) -> Result<Option<i64>, ClientError> {
-        self.int_attr(6)
+        self.int_attr(DeviceAttrKind::MAX_CLOCK_RATE)
     }
 
     pub fn processor_count(&self) -> Result<Option<i64>, ClientError> {
-        self.int_attr(7)
+        self.int_attr(DeviceAttrKind::MULTI_PROCESSOR_COUNT)
     }
 
     pub fn total_memory(&self) -> Result<Option<i64>, ClientError> {
-        self.int_attr(14)
+        self.int_attr(DeviceAttrKind::TOTAL_GLOBAL_MEMORY)
     }
 
     pub fn available_memory(&self) -> Result<Option<i64>, ClientError> {
-        self.int_attr(15)
+        self.int_attr(DeviceAttrKind::AVAILABLE_GLOBAL_MEMORY)
     }
 
     /// Waits until the device's default stream has finished its work.

@@ -86,6 +86,27 @@ pub struct TensorView<'a> {
     data: &'a [u8],
 }
 
+/// The accessors both views share: what their descriptor says.
+macro_rules! desc_accessors {
+    () => {
+        pub fn desc(&self) -> TensorDesc<'a> {
+            self.desc
+        }
+
+        pub fn dtype(&self) -> DType {
+            self.desc.dtype
+        }
+
+        pub fn shape(&self) -> &'a [i64] {
+            self.desc.shape
+        }
+
+        pub fn num_elements(&self) -> usize {
+            self.desc.num_elements
+        }
+    };
+}
+
 impl<'a> TensorView<'a> {
     pub fn new(dtype: DType, shape: &'a [i64], data: &'a [u8]) -> Result<Self, KernelError> {
         let desc = TensorDesc::new(dtype, shape)?;
@@ -93,21 +114,7 @@ impl<'a> TensorView<'a> {
         Ok(TensorView { desc, data })
     }
 
-    pub fn desc(&self) -> TensorDesc<'a> {
-        self.desc
-    }
-
-    pub fn dtype(&self) -> DType {
-        self.desc.dtype
-    }
-
-    pub fn shape(&self) -> &'a [i64] {
-        self.desc.shape
-    }
-
-    pub fn num_elements(&self) -> usize {
-        self.desc.num_elements
-    }
+    desc_accessors!();
 
     pub fn data(&self) -> &'a [u8] {
         self.data
@@ -128,21 +135,7 @@ impl<'a> TensorViewMut<'a> {
         Ok(TensorViewMut { desc, data })
     }
 
-    pub fn desc(&self) -> TensorDesc<'a> {
-        self.desc
-    }
-
-    pub fn dtype(&self) -> DType {
-        self.desc.dtype
-    }
-
-    pub fn shape(&self) -> &'a [i64] {
-        self.desc.shape
-    }
-
-    pub fn num_elements(&self) -> usize {
-        self.desc.num_elements
-    }
+    desc_accessors!();
 
     pub fn data(&self) -> &[u8] {
         self.data
@@ -159,23 +152,28 @@ impl<'a> TensorViewMut<'a> {
 }
 
 // Debug shows dtype, shape and byte count, not the (possibly huge) data.
+fn debug_view(
+    name: &str,
+    desc: &TensorDesc<'_>,
+    len: usize,
+    f: &mut fmt::Formatter<'_>,
+) -> fmt::Result {
+    f.debug_struct(name)
+        .field("dtype", &desc.dtype)
+        .field("shape", &desc.shape)
+        .field("data_len", &len)
+        .finish()
+}
+
 impl fmt::Debug for TensorView<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TensorView")
-            .field("dtype", &self.desc.dtype)
-            .field("shape", &self.desc.shape)
-            .field("data_len", &self.data.len())
-            .finish()
+        debug_view("TensorView", &self.desc, self.data.len(), f)
     }
 }
 
 impl fmt::Debug for TensorViewMut<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TensorViewMut")
-            .field("dtype", &self.desc.dtype)
-            .field("shape", &self.desc.shape)
-            .field("data_len", &self.data.len())
-            .finish()
+        debug_view("TensorViewMut", &self.desc, self.data.len(), f)
     }
 }
 

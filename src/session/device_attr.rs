@@ -4,32 +4,22 @@ use std::fs;
 
 use super::SessionError;
 use super::local::check_device;
-use crate::endpoint::tvm::codec::{Device, Value};
+use crate::endpoint::tvm::codec::{Device, DeviceAttrKind as Kind, Value};
 
-/// TVM's `DeviceAttrKind` values this server answers.
-pub mod kind {
-    pub const EXIST: i64 = 0;
-    pub const DEVICE_NAME: i64 = 5;
-    pub const MAX_CLOCK_RATE: i64 = 6;
-    pub const MULTI_PROCESSOR_COUNT: i64 = 7;
-    pub const TOTAL_GLOBAL_MEMORY: i64 = 14;
-    pub const AVAILABLE_GLOBAL_MEMORY: i64 = 15;
-}
-
-/// The attribute `kind` of `device`; `None` for attributes a CPU does not have (as TVM).
-pub fn get(device: Device, attr: i64) -> Result<Value, SessionError> {
-    if attr == kind::EXIST {
+/// The attribute `attr` of `device`; `None` for attributes a CPU does not have (as TVM).
+pub fn get(device: Device, attr: Kind) -> Result<Value, SessionError> {
+    if attr == Kind::EXIST {
         return Ok(Value::Int(i64::from(check_device(device).is_ok())));
     }
     check_device(device)?;
     let value = match attr {
-        kind::DEVICE_NAME => cpu_model_name().map(Value::Str),
-        kind::MAX_CLOCK_RATE => max_clock_khz().map(Value::Int),
-        kind::MULTI_PROCESSOR_COUNT => {
+        Kind::DEVICE_NAME => cpu_model_name().map(Value::Str),
+        Kind::MAX_CLOCK_RATE => max_clock_khz().map(Value::Int),
+        Kind::MULTI_PROCESSOR_COUNT => {
             std::thread::available_parallelism().ok().map(|n| Value::Int(n.get() as i64))
         }
-        kind::TOTAL_GLOBAL_MEMORY => meminfo_bytes("MemTotal:").map(Value::Int),
-        kind::AVAILABLE_GLOBAL_MEMORY => meminfo_bytes("MemAvailable:").map(Value::Int),
+        Kind::TOTAL_GLOBAL_MEMORY => meminfo_bytes("MemTotal:").map(Value::Int),
+        Kind::AVAILABLE_GLOBAL_MEMORY => meminfo_bytes("MemAvailable:").map(Value::Int),
         _ => None,
     };
     Ok(value.unwrap_or(Value::None))
@@ -71,32 +61,32 @@ mod tests {
 
     #[test]
     fn cpu_exists_and_cuda_does_not() {
-        assert_eq!(get(Device::cpu(0), kind::EXIST), Ok(Value::Int(1)));
+        assert_eq!(get(Device::cpu(0), Kind::EXIST), Ok(Value::Int(1)));
         let cuda = Device { device_type: 2, device_id: 0 };
-        assert_eq!(get(cuda, kind::EXIST), Ok(Value::Int(0)));
+        assert_eq!(get(cuda, Kind::EXIST), Ok(Value::Int(0)));
     }
 
     #[test]
     fn other_attributes_of_a_missing_device_are_errors() {
         let cuda = Device { device_type: 2, device_id: 0 };
-        assert_eq!(get(cuda, kind::DEVICE_NAME), Err(SessionError::UnsupportedDevice(cuda)));
+        assert_eq!(get(cuda, Kind::DEVICE_NAME), Err(SessionError::UnsupportedDevice(cuda)));
     }
 
     #[test]
     fn memory_and_processor_count_are_positive() {
         for attr in
-            [kind::TOTAL_GLOBAL_MEMORY, kind::AVAILABLE_GLOBAL_MEMORY, kind::MULTI_PROCESSOR_COUNT]
+            [Kind::TOTAL_GLOBAL_MEMORY, Kind::AVAILABLE_GLOBAL_MEMORY, Kind::MULTI_PROCESSOR_COUNT]
         {
             match get(Device::cpu(0), attr).unwrap() {
-                Value::Int(v) => assert!(v > 0, "kind {attr}"),
-                other => panic!("kind {attr}: {other:?}"),
+                Value::Int(v) => assert!(v > 0, "kind {attr:?}"),
+                other => panic!("kind {attr:?}: {other:?}"),
             }
         }
     }
 
     #[test]
     fn unknown_attributes_are_none() {
-        assert_eq!(get(Device::cpu(0), 1), Ok(Value::None));
-        assert_eq!(get(Device::cpu(0), 9999), Ok(Value::None));
+        assert_eq!(get(Device::cpu(0), Kind::MAX_THREADS_PER_BLOCK), Ok(Value::None));
+        assert_eq!(get(Device::cpu(0), Kind(9999)), Ok(Value::None));
     }
 }

@@ -1,64 +1,84 @@
 //! GEMM through the `matrixmultiply` crate, single-threaded (its `threading`
 //! feature is off): `pool` runs one call per row band on each core.
 
-use crate::kernels::gemm::{GemmKernel, GemmProblem};
+use crate::kernels::gemm::{GemmElement, GemmKernel, GemmProblem};
 
 pub(crate) struct MatrixMultiplyKernel;
 
+/// matrixmultiply's gemm for one element type: `sgemm` or `dgemm`.
+type MatrixMultiplyGemm<T> = unsafe fn(
+    usize,
+    usize,
+    usize,
+    T,
+    *const T,
+    isize,
+    isize,
+    *const T,
+    isize,
+    isize,
+    T,
+    *mut T,
+    isize,
+    isize,
+);
+
+/// The element types matrixmultiply multiplies: each with its typed gemm.
+trait MatrixMultiplyElement: GemmElement {
+    const ONE: Self;
+    const ZERO: Self;
+    const GEMM: MatrixMultiplyGemm<Self>;
+}
+
+impl MatrixMultiplyElement for f32 {
+    const ONE: f32 = 1.0;
+    const ZERO: f32 = 0.0;
+    const GEMM: MatrixMultiplyGemm<f32> = matrixmultiply::sgemm;
+}
+
+impl MatrixMultiplyElement for f64 {
+    const ONE: f64 = 1.0;
+    const ZERO: f64 = 0.0;
+    const GEMM: MatrixMultiplyGemm<f64> = matrixmultiply::dgemm;
+}
+
 impl GemmKernel for MatrixMultiplyKernel {
     fn sgemm(problem: GemmProblem<'_, f32>) {
-        let (m, k, n) = (problem.m(), problem.k(), problem.n());
-        let (a, b) = (problem.a, problem.b);
-        // SAFETY: `GemmProblem::new` checked that m, k, n >= 1, that every
-        // element (i, j) of `a` (m × k) and `b` (k × n) at the given strides
-        // lies inside its slice, that every stride fits in isize, and that
-        // `c` holds exactly m × n elements, so the compact row-major strides
-        // (n, 1) stay inside `c`. `c` is a unique borrow, so it cannot alias
-        // `a` or `b`. The slices come from aligned `&[f32]`/`&mut [f32]`.
-        // With beta = 0, `c` is only written, never read.
-        unsafe {
-            matrixmultiply::sgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.data.as_ptr(),
-                a.row_stride as isize,
-                a.col_stride as isize,
-                b.data.as_ptr(),
-                b.row_stride as isize,
-                b.col_stride as isize,
-                0.0,
-                problem.c.as_mut_ptr(),
-                n as isize,
-                1,
-            );
-        }
+        gemm(problem);
     }
 
     fn dgemm(problem: GemmProblem<'_, f64>) {
-        let (m, k, n) = (problem.m(), problem.k(), problem.n());
-        let (a, b) = (problem.a, problem.b);
-        // SAFETY: as in `sgemm` above: bounds, strides and the size of `c`
-        // were checked by `GemmProblem::new`, `c` is uniquely borrowed, and
-        // beta = 0 means `c` is only written.
-        unsafe {
-            matrixmultiply::dgemm(
-                m,
-                k,
-                n,
-                1.0,
-                a.data.as_ptr(),
-                a.row_stride as isize,
-                a.col_stride as isize,
-                b.data.as_ptr(),
-                b.row_stride as isize,
-                b.col_stride as isize,
-                0.0,
-                problem.c.as_mut_ptr(),
-                n as isize,
-                1,
-            );
-        }
+        gemm(problem);
+    }
+}
+
+fn gemm<T: MatrixMultiplyElement>(problem: GemmProblem<'_, T>) {
+    let (m, k, n) = (problem.m(), problem.k(), problem.n());
+    let (a, b) = (problem.a, problem.b);
+    // SAFETY: `GemmProblem::new` checked that m, k, n >= 1, that every
+    // element (i, j) of `a` (m × k) and `b` (k × n) at the given strides
+    // lies inside its slice, that every stride fits in isize, and that
+    // `c` holds exactly m × n elements, so the compact row-major strides
+    // (n, 1) stay inside `c`. `c` is a unique borrow, so it cannot alias
+    // `a` or `b`. The slices come from aligned `&[T]`/`&mut [T]`. With
+    // beta = 0, `c` is only written, never read. `T::GEMM` is
+    // matrixmultiply's gemm for `T`.
+    unsafe {
+        (T::GEMM)(
+            m,
+            k,
+            n,
+            T::ONE,
+            a.data.as_ptr(),
+            a.row_stride as isize,
+            a.col_stride as isize,
+            b.data.as_ptr(),
+            b.row_stride as isize,
+            b.col_stride as isize,
+            T::ZERO,
+            problem.c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
     }
 }

@@ -24,7 +24,7 @@ pub use error::DecodeError;
 pub use handshake::{ClientKey, HandshakeStatus};
 pub use limits::DecodeLimits;
 pub use packet::{Packet, RpcCode, Syscall};
-pub use tensor::{DataType, Device, TensorRecord, checked_nbytes};
+pub use tensor::{DataType, Device, DeviceAttrKind, TensorRecord, checked_nbytes};
 pub use value::{TypeIndex, Value};
 pub use wire::{WireReader, WireSink};
 

@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use super::value::{decode_packed_seq, decode_str, encode_packed_seq};
 use super::wire::LenCounter;
 use super::{
-    DataType, DecodeError, DecodeLimits, Device, TensorRecord, TypeIndex, Value, WireReader,
-    WireSink,
+    DataType, DecodeError, DecodeLimits, Device, DeviceAttrKind, TensorRecord, TypeIndex, Value,
+    WireReader, WireSink,
 };
 
 /// The RPC codes of TVM's `RPCCode`. Codes from [`RpcCode::GetGlobalFunc`] on are syscalls.
@@ -111,10 +111,9 @@ pub enum Syscall {
     DevSetDevice {
         device: Device,
     },
-    /// `kind` is TVM's `DeviceAttrKind`.
     DevGetAttr {
         device: Device,
-        kind: i64,
+        kind: DeviceAttrKind,
     },
     DevAllocData {
         device: Device,
@@ -182,7 +181,7 @@ impl Syscall {
             Syscall::GetGlobalFunc { name } => vec![V::Str(name.clone())],
             Syscall::FreeHandle { handle } => vec![V::Handle(*handle)],
             Syscall::DevSetDevice { device } => vec![V::Device(*device)],
-            Syscall::DevGetAttr { device, kind } => vec![V::Device(*device), V::Int(*kind)],
+            Syscall::DevGetAttr { device, kind } => vec![V::Device(*device), V::Int(kind.0)],
             Syscall::DevAllocData { device, nbytes, alignment, dtype } => {
                 vec![V::Device(*device), V::Int(*nbytes), V::Int(*alignment), V::DataType(*dtype)]
             }
@@ -237,7 +236,7 @@ impl Syscall {
             },
             RpcCode::DevGetAttr => match args.as_slice() {
                 [V::Device(device), V::Int(kind)] => {
-                    Syscall::DevGetAttr { device: *device, kind: *kind }
+                    Syscall::DevGetAttr { device: *device, kind: DeviceAttrKind(*kind) }
                 }
                 _ => return Err(bad("[Device, Int kind]")),
             },

@@ -200,3 +200,28 @@ pub fn checked_nbytes(shape: &[i64], dtype: DataType) -> Option<u64> {
     let bytes = elements.checked_mul(dtype.element_bytes())?;
     (bytes <= i64::MAX as u64).then_some(bytes)
 }
+
+/// TVM's `DeviceAttrKind`: which attribute of a device `DevGetAttr` asks for. Any `i64` may
+/// come over the wire; the named ones are TVM's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeviceAttrKind(pub i64);
+
+impl DeviceAttrKind {
+    pub const EXIST: Self = Self(0);
+    pub const MAX_THREADS_PER_BLOCK: Self = Self(1);
+    pub const WARP_SIZE: Self = Self(2);
+    pub const MAX_SHARED_MEMORY_PER_BLOCK: Self = Self(3);
+    pub const COMPUTE_VERSION: Self = Self(4);
+    pub const DEVICE_NAME: Self = Self(5);
+    pub const MAX_CLOCK_RATE: Self = Self(6);
+    pub const MULTI_PROCESSOR_COUNT: Self = Self(7);
+    pub const MAX_THREAD_DIMENSIONS: Self = Self(8);
+    pub const MAX_REGISTERS_PER_BLOCK: Self = Self(9);
+    pub const GCN_ARCH: Self = Self(10);
+    pub const API_VERSION: Self = Self(11);
+    pub const DRIVER_VERSION: Self = Self(12);
+    pub const L2_CACHE_SIZE_BYTES: Self = Self(13);
+    pub const TOTAL_GLOBAL_MEMORY: Self = Self(14);
+    pub const AVAILABLE_GLOBAL_MEMORY: Self = Self(15);
+    pub const IMAGE_PITCH_ALIGNMENT: Self = Self(16);
+}
