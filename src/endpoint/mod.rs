@@ -7,6 +7,7 @@
 //! It must not know about `mio`, the server or kernels.
 
 pub mod codec;
+pub mod ggml;
 mod machine;
 #[cfg(test)]
 mod tests;
