@@ -39,8 +39,8 @@ pub enum Request {
         remote_ptr: u64,
         value: u8,
     },
-    /// Fill `tensor`'s bytes `offset..offset + size` from the cache entry whose FNV-1a hash is
-    /// `hash`, if there is one; answered with whether there was.
+    /// Write the cached data whose FNV-1a hash is `hash` into `tensor` from `offset`, if the
+    /// server has such data; answered with whether it had.
     SetTensorHash {
         tensor: RpcTensor,
         offset: u64,

@@ -21,7 +21,7 @@ impl ProtocolVersion {
     /// major, and a minor no newer than its own.
     // The rule is the client's for any minor; that ours is 0 makes half of it trivially true.
     #[allow(clippy::absurd_extreme_comparisons)]
-    pub fn accepted_by_our_client(&self) -> bool {
+    pub fn accepted_by_client(&self) -> bool {
         self.major == PROTOCOL_VERSION.major && self.minor <= PROTOCOL_VERSION.minor
     }
 }
