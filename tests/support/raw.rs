@@ -138,6 +138,15 @@ impl RawConn {
         }
     }
 
+    /// Whether the server has sent bytes not yet read (without waiting for any).
+    pub fn has_bytes_waiting(&mut self) -> bool {
+        self.stream.set_nonblocking(true).unwrap();
+        let mut byte = [0u8; 1];
+        let waiting = matches!(self.stream.peek(&mut byte), Ok(n) if n > 0);
+        self.stream.set_nonblocking(false).unwrap();
+        waiting
+    }
+
     pub fn set_read_timeout(&mut self, timeout: Duration) {
         self.stream.set_read_timeout(Some(timeout)).unwrap();
     }

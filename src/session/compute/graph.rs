@@ -28,8 +28,7 @@
 use std::collections::HashMap;
 
 use serde::Deserialize;
-use serde::de::{Deserializer, Error as _, SeqAccess, Visitor};
-use serde_json::{Map, Value as Json};
+use serde::de::{Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 
 use super::args::Args;
 use super::functions::run_on_records;
@@ -90,11 +89,118 @@ fn at_most<'de, const LIMIT: usize, T: Deserialize<'de>, D: Deserializer<'de>>(
 #[serde(deny_unknown_fields)]
 struct NodeJson {
     op: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "at_most::<MAX_OP_INPUTS, _, _>")]
     inputs: Vec<String>,
     output: String,
     #[serde(default)]
-    attrs: Map<String, Json>,
+    attrs: NodeAttrs,
+}
+
+/// Most inputs any op takes, and most attributes any node has (read bounded, so a plan's
+/// bytes cannot expand into more memory than they are).
+const MAX_OP_INPUTS: usize = 8;
+const MAX_ATTRS: usize = 8;
+/// Most entries of a list attribute (a shape).
+const MAX_ATTR_LIST: usize = 32;
+
+/// A node's attributes: scalars and short integer lists only.
+#[derive(Default)]
+struct NodeAttrs(Vec<(String, AttrValue)>);
+
+#[derive(Debug, Clone, PartialEq)]
+enum AttrValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Ints(Vec<i64>),
+}
+
+impl std::fmt::Display for AttrValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AttrValue::Bool(b) => write!(f, "{b}"),
+            AttrValue::Int(i) => write!(f, "{i}"),
+            AttrValue::Float(x) => write!(f, "{x}"),
+            AttrValue::Text(t) => write!(f, "{t:?}"),
+            AttrValue::Ints(v) => write!(f, "{v:?}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeAttrs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Attrs;
+        impl<'de> Visitor<'de> for Attrs {
+            type Value = NodeAttrs;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "an object of at most {MAX_ATTRS} attributes")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NodeAttrs, A::Error> {
+                let mut attrs = Vec::new();
+                while let Some((name, value)) = map.next_entry::<String, AttrValue>()? {
+                    if attrs.len() == MAX_ATTRS {
+                        return Err(A::Error::custom(format!("more than {MAX_ATTRS} attributes")));
+                    }
+                    attrs.push((name, value));
+                }
+                Ok(NodeAttrs(attrs))
+            }
+        }
+        deserializer.deserialize_map(Attrs)
+    }
+}
+
+impl<'de> Deserialize<'de> for AttrValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Value;
+        impl<'de> Visitor<'de> for Value {
+            type Value = AttrValue;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(
+                    f,
+                    "a bool, a number, a string or a list of at most {MAX_ATTR_LIST} integers"
+                )
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<AttrValue, E> {
+                Ok(AttrValue::Bool(v))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<AttrValue, E> {
+                Ok(AttrValue::Int(v))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<AttrValue, E> {
+                i64::try_from(v).map(AttrValue::Int).or(Ok(AttrValue::Float(v as f64)))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<AttrValue, E> {
+                Ok(AttrValue::Float(v))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<AttrValue, E> {
+                Ok(AttrValue::Text(v.to_owned()))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AttrValue, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<i64>()? {
+                    if items.len() == MAX_ATTR_LIST {
+                        return Err(A::Error::custom(format!(
+                            "a list of more than {MAX_ATTR_LIST} items"
+                        )));
+                    }
+                    items.push(item);
+                }
+                Ok(AttrValue::Ints(items))
+            }
+        }
+        deserializer.deserialize_any(Value)
+    }
 }
 
 /// Where a node's tensor lives: a tensor argument, or an intermediate of the plan.
@@ -320,22 +426,26 @@ fn temp_desc((dtype, shape): &(DataType, Vec<i64>)) -> Result<TensorDesc<'_>, Se
 
 /// A node's attributes, read with errors that name the node.
 struct Attrs<'a> {
-    node: &'a Map<String, Json>,
+    node: &'a NodeAttrs,
     at: &'a dyn Fn(String) -> SessionError,
 }
 
 impl Attrs<'_> {
+    fn get(&self, name: &str) -> Option<&AttrValue> {
+        self.node.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
     fn check_known(&self, known: &[&str]) -> Result<(), SessionError> {
-        match self.node.keys().find(|k| !known.contains(&k.as_str())) {
-            Some(k) => Err((self.at)(format!("unknown attribute '{k}' (known: {known:?})"))),
+        match self.node.0.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+            Some((k, _)) => Err((self.at)(format!("unknown attribute '{k}' (known: {known:?})"))),
             None => Ok(()),
         }
     }
 
     fn flag(&self, name: &str) -> Result<bool, SessionError> {
-        match self.node.get(name) {
+        match self.get(name) {
             None => Ok(false),
-            Some(Json::Bool(b)) => Ok(*b),
+            Some(AttrValue::Bool(b)) => Ok(*b),
             Some(other) => {
                 Err((self.at)(format!("attribute '{name}' must be a bool, got {other}")))
             }
@@ -343,11 +453,23 @@ impl Attrs<'_> {
     }
 
     fn int(&self, name: &str) -> Result<Option<i64>, SessionError> {
-        match self.node.get(name) {
+        match self.get(name) {
             None => Ok(None),
-            Some(v) => v.as_i64().map(Some).ok_or_else(|| {
-                (self.at)(format!("attribute '{name}' must be an integer, got {v}"))
-            }),
+            Some(AttrValue::Int(v)) => Ok(Some(*v)),
+            Some(other) => {
+                Err((self.at)(format!("attribute '{name}' must be an integer, got {other}")))
+            }
+        }
+    }
+
+    fn number(&self, name: &str) -> Result<Option<f64>, SessionError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(AttrValue::Int(v)) => Ok(Some(*v as f64)),
+            Some(AttrValue::Float(v)) => Ok(Some(*v)),
+            Some(other) => {
+                Err((self.at)(format!("attribute '{name}' must be a number, got {other}")))
+            }
         }
     }
 
@@ -356,9 +478,9 @@ impl Attrs<'_> {
     }
 
     fn dtype(&self) -> Result<Option<DType>, SessionError> {
-        match self.node.get("dtype") {
+        match self.get("dtype") {
             None => Ok(None),
-            Some(Json::String(s)) => DType::ALL
+            Some(AttrValue::Text(s)) => DType::ALL
                 .into_iter()
                 .find(|d| d.name() == s)
                 .map(Some)
@@ -370,18 +492,12 @@ impl Attrs<'_> {
     }
 
     fn shape(&self) -> Result<Option<Vec<i64>>, SessionError> {
-        match self.node.get("shape") {
+        match self.get("shape") {
             None => Ok(None),
-            Some(Json::Array(dims)) if dims.len() <= 32 => dims
-                .iter()
-                .map(|d| d.as_i64().filter(|d| *d >= 0))
-                .collect::<Option<Vec<i64>>>()
-                .map(Some)
-                .ok_or_else(|| {
-                    (self.at)("attribute 'shape' must list non-negative integers".into())
-                }),
+            Some(AttrValue::Ints(dims)) if dims.iter().all(|d| *d >= 0) => Ok(Some(dims.clone())),
             Some(other) => Err((self.at)(format!(
-                "attribute 'shape' must be a list of at most 32 integers, got {other}"
+                "attribute 'shape' must be a list of at most {MAX_ATTR_LIST} non-negative \
+                 integers, got {other}"
             ))),
         }
     }
@@ -430,12 +546,7 @@ fn apply_attrs(
         }
         Op::Fill(value) => {
             attrs.check_known(&["value", "shape", "dtype"])?;
-            *value = match attrs.node.get("value") {
-                None => 0.0,
-                Some(v) => v.as_f64().ok_or_else(|| {
-                    (attrs.at)(format!("attribute 'value' must be a number, got {v}"))
-                })?,
-            };
+            *value = attrs.number("value")?.unwrap_or(0.0);
             if existing_out.is_none() {
                 let dtype = attrs.dtype()?.ok_or_else(|| {
                     (attrs.at)("attribute 'dtype' is required when filling an intermediate".into())

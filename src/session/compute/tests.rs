@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::endpoint::tvm::codec::{DataType, Packet, Syscall, TensorRecord, Value};
 use crate::session::{
-    FunctionRegistry, LocalSession, Placement, Session, SessionConfig, SessionError,
+    FunctionRegistry, LocalSession, Placement, Session, SessionConfig, SessionError, Work,
 };
 
 fn session() -> LocalSession {
@@ -336,6 +336,48 @@ fn graph_plan_errors_are_found_before_anything_runs() {
         assert!(msg.contains(expected), "{plan}\n=> {msg}");
         assert_eq!(read_f32(&mut s, &y), [9.; 4], "nothing ran for {plan}");
     }
+}
+
+#[test]
+fn graph_plans_are_bounded_while_they_are_read() {
+    let mut s = session();
+    let x = f32_tensor(&mut s, &[2, 2], &[1.; 4]);
+    let y = tensor(&mut s, F32, &[2, 2]);
+    let node = r#"{"op": "relu", "inputs": ["x"], "output": "y"}"#;
+    let many = vec![node; 4097].join(",");
+    let cases = [
+        (format!(r#"{{"inputs": ["x", "y"], "nodes": [{many}]}}"#), "more than 4096 items"),
+        (
+            r#"{"inputs": ["x", "y"], "nodes": [{"op": "fill", "output": "y", "attrs": {"value": {"a": 1}}}]}"#.into(),
+            "a bool, a number, a string or a list of at most 32 integers",
+        ),
+        (
+            format!(
+                r#"{{"inputs": ["x", "y"], "nodes": [{{"op": "fill", "output": "t", "attrs": {{"shape": [{}]}}}}]}}"#,
+                vec!["1"; 33].join(",")
+            ),
+            "a list of more than 32 items",
+        ),
+    ];
+    for (plan, expected) in cases {
+        let msg = graph_error(&plan, &[&x, &y], &mut s);
+        assert!(msg.contains(expected), "{}...\n=> {msg}", &plan[..80]);
+    }
+}
+
+#[test]
+fn a_long_plan_goes_to_a_worker_unread_and_is_checked_there_once() {
+    let mut s = session();
+    let x = f32_tensor(&mut s, &[2, 2], &[1.; 4]);
+    let f = lookup(&mut s, "tensor_rpc.graph_compute");
+    // Valid JSON only until its very end: an error that reading the plan finds only there.
+    let plan = format!("{{\"inputs\": [\"x\"], \"nodes\": []{}", " ".repeat(20 << 10));
+    let request = Packet::CallFunc { function: f, args: vec![Value::Str(plan), t(&x)] };
+    let prepared = s.prepare(request);
+    assert_eq!(prepared.placement, Placement::Compute, "not parsed on the event loop");
+    let Work::Call(call) = prepared.work else { panic!("a prepared call") };
+    let message = s.run_prepared(call).unwrap_err().to_string();
+    assert!(message.contains("not valid JSON"), "{message}");
 }
 
 #[test]
