@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
 
 use super::context::{CallContext, Operand, Operands};
 use super::device_attr;
+use super::objects::{ObjectBudget, RemoteObject};
 use super::usage::{ServerUsage, SessionUsage};
 use super::{
     DeviceMemory, FunctionRegistry, GlobalFunction, HandleTable, Placement, Session, SessionError,
@@ -69,6 +71,8 @@ pub(crate) enum Resource {
     Function(Arc<GlobalFunction>),
     Memory(DeviceMemory),
     Stream,
+    /// One reference to an object a function returned.
+    Object(Arc<RemoteObject>),
 }
 
 impl Resource {
@@ -77,6 +81,12 @@ impl Resource {
             Resource::Function(_) => "function",
             Resource::Memory(_) => "data allocation",
             Resource::Stream => "stream",
+            Resource::Object(object) => match **object {
+                RemoteObject::Shape(_) => "shape object",
+                RemoteObject::Array(_) => "array object",
+                RemoteObject::Module(_) => "module",
+                RemoteObject::Tensor(_) => "tensor object",
+            },
         }
     }
 }
@@ -90,6 +100,12 @@ pub(crate) struct LocalState {
     pub(crate) stats: SessionStats,
     usage: SessionUsage,
     current_stream: u64,
+    /// What the session's objects may hold.
+    pub(crate) objects: ObjectBudget,
+    /// Data handles of tensor objects whose last reference is gone, to be freed; tensor
+    /// objects hold the sending side.
+    pub(crate) release: Sender<u64>,
+    released: Receiver<u64>,
 }
 
 impl LocalState {
@@ -146,6 +162,14 @@ impl LocalState {
         Ok(())
     }
 
+    /// Frees the memory of tensor objects dropped since the last time. Their data handles
+    /// may already be gone (a client can free them as any allocation), which is fine.
+    fn free_released_tensors(&mut self) {
+        while let Ok(data) = self.released.try_recv() {
+            let _ = self.free(data);
+        }
+    }
+
     fn stream(&self, stream: u64) -> Result<(), SessionError> {
         if stream == 0 {
             return Ok(()); // the default stream
@@ -179,6 +203,7 @@ pub struct LocalSession {
 
 impl LocalSession {
     pub fn new(registry: Arc<FunctionRegistry>, config: SessionConfig) -> Self {
+        let (release, released) = channel();
         let state = LocalState {
             usage: SessionUsage::new(Arc::clone(&config.usage)),
             handles: HandleTable::new(config.max_handles),
@@ -186,6 +211,9 @@ impl LocalSession {
             config,
             stats: SessionStats::default(),
             current_stream: 0,
+            objects: ObjectBudget::default(),
+            release,
+            released,
         };
         LocalSession { registry, state }
     }
@@ -221,18 +249,24 @@ impl Session for LocalSession {
         };
         self.state.stats.calls += 1;
         self.state.usage.called();
-        function.call(&mut CallContext::new(&mut self.state, &self.registry), args)
+        let result = function.call(&mut CallContext::new(&mut self.state, &self.registry), args);
+        self.state.free_released_tensors();
+        result
     }
 
+    /// Frees a function or an object reference. Dropping a reference (or a returned
+    /// function holding one) may drop the last reference to a tensor object, whose memory
+    /// is then freed too.
     fn free_handle(&mut self, handle: u64) -> Result<(), SessionError> {
         match self.state.handles.get(handle)? {
-            Resource::Function(_) => {
+            Resource::Function(_) | Resource::Object(_) => {
                 self.state.handles.remove(handle)?;
+                self.state.free_released_tensors();
                 Ok(())
             }
             other => Err(SessionError::WrongHandleKind {
                 handle,
-                expected: "function",
+                expected: "function or object",
                 actual: other.kind(),
             }),
         }

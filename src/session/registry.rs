@@ -18,6 +18,18 @@ pub struct GlobalFunction {
 }
 
 impl GlobalFunction {
+    /// A function a call makes and returns (a closure over its arguments), reached by its
+    /// handle only; `name` appears in its errors.
+    pub fn closure(
+        name: String,
+        body: impl Fn(&mut CallContext<'_>, &[Value]) -> Result<Value, SessionError>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        GlobalFunction { name, body: Box::new(body), cost: None }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
