@@ -19,6 +19,9 @@ use crate::endpoint::codec::{TensorRecord, TypeIndex, Value};
 /// a tensor object's data counts against the session's memory limit instead).
 pub const MAX_OBJECT_BYTES: u64 = 64 << 20;
 
+/// What one object costs the budget beyond its elements.
+const OBJECT_OVERHEAD: u64 = 64;
+
 /// Deepest nesting of arrays in arrays.
 pub const MAX_ARRAY_DEPTH: u32 = 64;
 
@@ -87,6 +90,8 @@ impl ObjectBudget {
 
     /// Takes `bytes` from the budget until the returned reservation is dropped.
     pub fn reserve(&self, bytes: u64) -> Result<Reservation, SessionError> {
+        // Every object costs its own bookkeeping too, so that even empty ones are bounded.
+        let bytes = bytes.saturating_add(OBJECT_OVERHEAD);
         let mut used = self.used.load(Ordering::Relaxed);
         loop {
             let would_hold = used.checked_add(bytes).filter(|&total| total <= self.limit);
@@ -237,17 +242,17 @@ mod tests {
     fn objects_give_their_bytes_back_to_the_budget_when_dropped() {
         let budget = ObjectBudget::new(1 << 10);
         let shape = Shape::new(vec![1; 16], &budget).unwrap();
-        assert_eq!(budget.used(), 128);
+        assert_eq!(budget.used(), 128 + OBJECT_OVERHEAD);
         drop(shape);
         assert_eq!(budget.used(), 0);
     }
 
     #[test]
     fn an_object_past_the_budget_is_refused() {
-        let budget = ObjectBudget::new(100);
+        let budget = ObjectBudget::new(200);
         let _held = Shape::new(vec![0; 10], &budget).unwrap();
         let err = Shape::new(vec![0; 10], &budget).unwrap_err();
-        assert!(err.to_string().contains("limit of 100 bytes (80 held)"), "{err}");
+        assert!(err.to_string().contains("limit of 200 bytes (144 held)"), "{err}");
     }
 
     #[test]

@@ -230,3 +230,20 @@ fn the_system_library_is_a_module_without_functions() {
     s.free_handle(module).unwrap();
     assert!(lookup(&mut s, module).is_err(), "freed");
 }
+
+#[test]
+fn returned_functions_count_what_they_keep_against_the_objects_budget() {
+    let mut s = session();
+    let large = Value::Str("x".repeat(20 << 20));
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        match call(&mut s, "rpc.test.add_to_lhs", std::slice::from_ref(&large)) {
+            Ok(Value::Function(f)) => kept.push(f),
+            other => panic!("add_to_lhs returned {other:?}"),
+        }
+    }
+    let err = call(&mut s, "rpc.test.add_to_lhs", std::slice::from_ref(&large)).unwrap_err();
+    assert!(err.to_string().contains("past their limit"), "{err}");
+    s.free_handle(kept.pop().unwrap()).unwrap();
+    assert!(call(&mut s, "rpc.test.add_to_lhs", &[large]).is_ok(), "room again once freed");
+}

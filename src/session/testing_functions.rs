@@ -64,6 +64,17 @@ pub(crate) fn register(registry: &mut FunctionRegistry) {
     });
 }
 
+/// Bytes a value kept by a function holds.
+fn value_bytes(value: &Value) -> u64 {
+    let heap = match value {
+        Value::Str(s) => s.len(),
+        Value::Bytes(b) => b.len(),
+        Value::Tensor(t) | Value::TensorObject { tensor: t, .. } => t.shape.len() * 8,
+        _ => 0,
+    };
+    (std::mem::size_of::<Value>() + heap) as u64
+}
+
 fn describe_all(args: &[Value]) -> String {
     let parts: Vec<String> = args.iter().map(Value::describe).collect();
     format!("[{}]", parts.join(", "))
@@ -80,9 +91,12 @@ fn dims(object: &RemoteObject) -> &[i64] {
 fn add_to_lhs(ctx: &mut CallContext<'_>, args: &[Value]) -> Result<Value, SessionError> {
     expect_count(args, 1, "rpc.test.add_to_lhs(x)")?;
     let lhs = args[0].clone();
+    // The function keeps `x` (a string may be large) for as long as the client holds it.
+    let held = ctx.object_budget().reserve(value_bytes(&lhs))?;
     ctx.return_function(GlobalFunction::closure(
         "rpc.test.add_to_lhs's lambda".into(),
         move |_, args| {
+            let _ = &held;
             expect_count(args, 1, "lambda y: x + y")?;
             add(&lhs, &args[0])
         },
