@@ -42,6 +42,13 @@ fn tvm_files_scenario_prints_the_same_as_against_tvm_server() {
 }
 
 #[test]
+fn tvm_objects_scenario_prints_the_same_as_against_tvm_server() {
+    let out = same_output_from_both_servers("tvm_scenarios.py", "objects");
+    assert!(out.contains("shape 3 2\nechoed 2\n"), "{out}");
+    assert!(out.contains("closure 22"), "{out}");
+}
+
+#[test]
 fn every_dtype_from_int8_to_float64_and_float16_round_trips() {
     let out = same_output_from_both_servers("scenarios.py", "dtypes");
     assert_eq!(out.lines().filter(|l| l.contains(" True ")).count(), 11, "{out}");
@@ -82,7 +89,7 @@ fn echo_without_argument_raises_and_the_connection_survives() {
     );
 }
 
-const TVM_SCENARIOS: [&str; 4] = ["echo", "tensor", "error", "files"];
+const TVM_SCENARIOS: [&str; 5] = ["echo", "tensor", "error", "files", "objects"];
 
 /// TVM's scenarios through `relay` to `last`, each printing what it prints directly against
 /// `direct`.

@@ -154,3 +154,46 @@ fn custom_addr_is_the_address_the_tracker_lists_and_hands_out() {
     assert_eq!((assignment.host.as_str(), assignment.port), ("node7.example", server.port));
     assert!(assignment.match_key.starts_with("custom:"), "{}", assignment.match_key);
 }
+
+/// Free servers of `key` the tracker lists, or `None` if it cannot be asked.
+fn free_servers(tracker: &ServerProcess, key: &str) -> Option<u64> {
+    let mut client = TrackerClient::connect(tracker_addr(tracker)).ok()?;
+    Some(client.summary().ok()?.queues.get(key).map_or(0, |q| q.free))
+}
+
+#[test]
+fn while_a_client_holds_a_tracker_session_the_tracker_lists_the_server_as_busy() {
+    let tracker = start_tvm_tracker();
+    let _server = ours_with_tracker(&tracker, "busy");
+    assert!(wait_for(Duration::from_secs(20), || free_servers(&tracker, "busy") == Some(1)));
+    let client = Client::via_tracker(tracker_addr(&tracker), "busy", 1).unwrap();
+    assert!(client.function("testing.echo").is_ok());
+    assert_eq!(free_servers(&tracker, "busy"), Some(0));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(free_servers(&tracker, "busy"), Some(0), "no key offered during the session");
+    drop(client);
+    assert!(
+        wait_for(Duration::from_secs(5), || free_servers(&tracker, "busy") == Some(1)),
+        "a fresh key once the session has ended"
+    );
+}
+
+#[test]
+fn with_tracker_sessions_2_a_second_client_is_sent_while_the_first_holds_its_session() {
+    let tracker = start_tvm_tracker();
+    let _server = start_ours(&[
+        "--tracker",
+        &tracker_addr(&tracker),
+        "--key",
+        "two",
+        "--tracker-sessions",
+        "2",
+    ]);
+    assert!(wait_for(Duration::from_secs(20), || free_servers(&tracker, "two") == Some(1)));
+    let first = Client::via_tracker(tracker_addr(&tracker), "two", 1).unwrap();
+    assert!(wait_for(Duration::from_secs(5), || free_servers(&tracker, "two") == Some(1)));
+    let second = Client::via_tracker(tracker_addr(&tracker), "two", 1).unwrap();
+    assert!(second.function("testing.echo").is_ok());
+    assert_eq!(free_servers(&tracker, "two"), Some(0), "two sessions: the limit");
+    assert!(first.function("testing.echo").is_ok());
+}

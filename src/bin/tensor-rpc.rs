@@ -63,6 +63,12 @@ struct ServerArgs {
     /// the address the tracker sees.
     #[arg(long, value_name = "ADDR")]
     custom_addr: Option<String>,
+    /// Sessions served through the tracker at once. With 1 (TVM's behaviour) the tracker
+    /// lists the server as busy while a client it sent holds a session, so tuning tools
+    /// measure on an otherwise idle server; more lets the tracker send more clients at once.
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "tracker",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    tracker_sessions: u64,
     /// Largest packet accepted, in bytes; TVM clients split copies to fit.
     #[arg(long, default_value_t = tensor_rpc::endpoint::DEFAULT_MAX_PACKET)]
     max_packet: u64,
@@ -236,6 +242,7 @@ fn serve(args: ServerArgs) -> Result<()> {
         addr,
         key: args.key.clone(),
         custom_addr: args.custom_addr.clone(),
+        sessions: usize::try_from(args.tracker_sessions).unwrap_or(usize::MAX),
     });
     let defaults = ServerConfig::new(addr);
     let config = ServerConfig {

@@ -473,7 +473,7 @@ impl Server {
             self.sessions -= 1;
             let room = self.has_room();
             if let Some(link) = &mut self.tracker {
-                link.set_room(self.poll.registry(), room, Instant::now());
+                link.session_ended(self.poll.registry(), room, Instant::now());
             }
         }
         let reason =

@@ -14,7 +14,7 @@ use mio::{Interest, Registry, Token};
 
 use super::TrackerLinkError;
 use crate::readiness::{PendingOutput, WriteReadiness};
-use crate::tracker::{Registration, RegistrationConfig};
+use crate::tracker::{Registration, RegistrationConfig, TrackerSessions};
 
 /// First wait before reconnecting to a lost tracker; doubled per failure up to the maximum.
 const FIRST_RETRY: Duration = Duration::from_millis(250);
@@ -31,6 +31,9 @@ pub struct TrackerConfig {
     pub key: String,
     /// The address the tracker gives clients (`None`: the one it sees us connect from).
     pub custom_addr: Option<String>,
+    /// Most sessions served through the tracker at once. TVM's server serves one: while it
+    /// is open the tracker lists the server as busy and hands it to no one else.
+    pub sessions: usize,
 }
 
 enum LinkState {
@@ -51,6 +54,8 @@ pub(super) struct TrackerLink {
     last_offered: Option<String>,
     /// Whether the loss of the tracker has been reported since it was last registered.
     loss_reported: bool,
+    /// Sessions open that the tracker sent, against the configured limit.
+    sessions: TrackerSessions,
 }
 
 impl TrackerLink {
@@ -69,6 +74,7 @@ impl TrackerLink {
             )
         })?;
         Ok(TrackerLink {
+            sessions: TrackerSessions::new(config.sessions),
             config,
             tracker,
             port,
@@ -101,6 +107,7 @@ impl TrackerLink {
 
     /// Reconnects when due, polls the tracker when due, gives it up when it stops answering.
     pub(super) fn on_timer(&mut self, registry: &Registry, room: bool, now: Instant) {
+        let room = self.sessions.room(room);
         match &mut self.state {
             LinkState::Waiting { retry_at } if now >= *retry_at => {
                 if let Err(e) = self.connect(registry, room, now) {
@@ -148,17 +155,27 @@ impl TrackerLink {
         self.flush(registry, now);
     }
 
-    /// A client used the offered key; a fresh one is offered if there is `room`.
+    /// A client used the offered key: its session is one of the tracker's. A fresh key is
+    /// offered if the server has `room` and is below its limit of tracker sessions.
     pub(super) fn key_used(&mut self, registry: &Registry, room: bool, now: Instant) {
         self.last_offered = None;
+        self.sessions.opened();
+        let room = self.sessions.room(room);
         if let LinkState::Active { registration, .. } = &mut self.state {
             registration.key_used(room, now);
         }
         self.flush(registry, now);
     }
 
+    /// A session the tracker sent has ended; `room` tells whether the server has room.
+    pub(super) fn session_ended(&mut self, registry: &Registry, room: bool, now: Instant) {
+        self.sessions.ended();
+        self.set_room(registry, room, now);
+    }
+
     /// Whether the server has room for another session (after one ended, or filled up).
     pub(super) fn set_room(&mut self, registry: &Registry, room: bool, now: Instant) {
+        let room = self.sessions.room(room);
         if let LinkState::Active { registration, .. } = &mut self.state {
             registration.set_room(room, now);
         }

@@ -1,9 +1,11 @@
 //! The global functions every TVM client expects of a server.
 
-use super::{CallContext, FunctionRegistry, SessionError};
+use super::{CallContext, FunctionRegistry, SessionError, ffi_functions, testing_functions};
 use crate::endpoint::tvm::codec::Value;
 
 pub(crate) fn register(registry: &mut FunctionRegistry) {
+    ffi_functions::register(registry);
+    testing_functions::register(registry);
     registry.register("testing.echo", echo);
     registry.register("tvm.rpc.server.upload", upload);
     registry.register("tvm.rpc.server.download", download);
@@ -16,8 +18,9 @@ pub(crate) fn register(registry: &mut FunctionRegistry) {
     });
 }
 
-/// Returns its first argument, as TVM's `testing.echo`.
-fn echo(_: &mut CallContext<'_>, args: &[Value]) -> Result<Value, SessionError> {
+/// Returns its first argument, as TVM's `testing.echo`; an object passed back comes back as
+/// a new reference to it.
+fn echo(ctx: &mut CallContext<'_>, args: &[Value]) -> Result<Value, SessionError> {
     match args.first() {
         None => {
             Err(SessionError::InvalidArgument("expects at least one argument, got none".into()))
@@ -25,12 +28,14 @@ fn echo(_: &mut CallContext<'_>, args: &[Value]) -> Result<Value, SessionError> 
         Some(Value::Tensor(_)) => Err(SessionError::InvalidArgument(
             "cannot return a DLTensor: a remote tensor's memory stays on the server".into(),
         )),
-        Some(v @ (Value::Function(_) | Value::Module(_) | Value::ObjectRef(_))) => {
-            Err(SessionError::InvalidArgument(format!(
-                "cannot return {}: handles passed in are not handed back out",
-                v.describe()
-            )))
+        Some(arg @ (Value::Module(_) | Value::ObjectRef(_))) => {
+            let object = ctx.object(arg)?;
+            ctx.return_object(object)
         }
+        Some(v @ Value::Function(_)) => Err(SessionError::InvalidArgument(format!(
+            "cannot return {}: a function passed in is not handed back out",
+            v.describe()
+        ))),
         Some(v) => Ok(v.clone()),
     }
 }

@@ -4,8 +4,11 @@
 use std::sync::Arc;
 
 use super::local::{LocalState, Resource, check_device};
-use super::{FunctionRegistry, SessionConfig, SessionError, SessionStats, Workspace};
-use crate::endpoint::tvm::codec::{DataType, Device, TensorRecord, checked_nbytes};
+use super::objects::{Module, ObjectBudget, OwnedTensor, RemoteObject};
+use super::{
+    FunctionRegistry, GlobalFunction, SessionConfig, SessionError, SessionStats, Workspace,
+};
+use crate::endpoint::tvm::codec::{DataType, Device, TensorRecord, Value, checked_nbytes};
 
 /// A tensor argument of a function, named for error messages.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +73,81 @@ impl<'s> CallContext<'s> {
 
     pub fn free_tensor(&mut self, tensor: &TensorRecord) -> Result<(), SessionError> {
         self.state.free(tensor.data)
+    }
+
+    /// A zeroed tensor object: a result the client can read, pass back and free (TVM's
+    /// `Tensor` returned by a function). Its memory counts against the session's memory
+    /// limit, and is freed once the last reference to the object goes.
+    pub fn new_tensor_object(
+        &mut self,
+        dtype: DataType,
+        shape: &[i64],
+    ) -> Result<Arc<RemoteObject>, SessionError> {
+        let record = self.alloc_tensor(dtype, shape)?;
+        let tensor = OwnedTensor::new(record, self.state.release.clone());
+        Ok(Arc::new(RemoteObject::Tensor(tensor)))
+    }
+
+    /// What the session's objects may still hold; new objects reserve their bytes here.
+    pub fn object_budget(&self) -> &ObjectBudget {
+        &self.state.objects
+    }
+
+    /// Hands `object` to the client as a function's result: one new reference, which the
+    /// client frees with FreeHandle.
+    pub fn return_object(&mut self, object: Arc<RemoteObject>) -> Result<Value, SessionError> {
+        let type_index = object.type_index();
+        let record = match &*object {
+            RemoteObject::Tensor(tensor) => Some(tensor.record().clone()),
+            _ => None,
+        };
+        let is_module = matches!(*object, RemoteObject::Module(_));
+        let handle = self.state.handles.insert(Resource::Object(object))?;
+        Ok(match record {
+            Some(tensor) => Value::TensorObject { tensor, handle },
+            None if is_module => Value::Module(handle),
+            None => Value::Object { type_index, handle },
+        })
+    }
+
+    /// Hands a function made by this call (a closure) to the client, which calls and frees
+    /// it like a global function's handle.
+    pub fn return_function(&mut self, function: GlobalFunction) -> Result<Value, SessionError> {
+        let handle = self.state.handles.insert(Resource::Function(Arc::new(function)))?;
+        Ok(Value::Function(handle))
+    }
+
+    /// The object an argument refers to: a remote object or a module passed back, by a
+    /// handle of this session.
+    pub fn object(&self, arg: &Value) -> Result<Arc<RemoteObject>, SessionError> {
+        let handle = match arg {
+            Value::ObjectRef(h) | Value::Module(h) => *h,
+            other => {
+                return Err(SessionError::InvalidArgument(format!(
+                    "expected an object, got {}",
+                    other.describe()
+                )));
+            }
+        };
+        match self.state.handles.get(handle)? {
+            Resource::Object(object) => Ok(Arc::clone(object)),
+            other => Err(SessionError::WrongHandleKind {
+                handle,
+                expected: "remote object",
+                actual: other.kind(),
+            }),
+        }
+    }
+
+    /// The module an argument refers to.
+    pub fn module(&self, arg: &Value) -> Result<Module, SessionError> {
+        match &*self.object(arg)? {
+            RemoteObject::Module(module) => Ok(*module),
+            other => Err(SessionError::InvalidArgument(format!(
+                "expected a module, got {}",
+                other.type_key()
+            ))),
+        }
     }
 
     pub fn config(&self) -> &SessionConfig {

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
 
 use super::context::{CallContext, Operand, Operands};
 use super::device_attr;
+use super::objects::{ObjectBudget, RemoteObject};
 use super::usage::{ServerUsage, SessionUsage};
 use super::{
     DeviceMemory, FunctionRegistry, GlobalFunction, HandleTable, Placement, Prepared, PreparedCall,
@@ -69,6 +71,8 @@ pub(crate) enum Resource {
     Function(Arc<GlobalFunction>),
     Memory(DeviceMemory),
     Stream,
+    /// One reference to an object a function returned.
+    Object(Arc<RemoteObject>),
 }
 
 impl Resource {
@@ -77,6 +81,12 @@ impl Resource {
             Resource::Function(_) => "function",
             Resource::Memory(_) => "data allocation",
             Resource::Stream => "stream",
+            Resource::Object(object) => match **object {
+                RemoteObject::Shape(_) => "shape object",
+                RemoteObject::Array(_) => "array object",
+                RemoteObject::Module(_) => "module",
+                RemoteObject::Tensor(_) => "tensor object",
+            },
         }
     }
 }
@@ -90,6 +100,12 @@ pub(crate) struct LocalState {
     pub(crate) stats: SessionStats,
     usage: SessionUsage,
     current_stream: u64,
+    /// What the session's objects may hold.
+    pub(crate) objects: ObjectBudget,
+    /// Data handles of tensor objects whose last reference is gone, to be freed; tensor
+    /// objects hold the sending side.
+    pub(crate) release: Sender<u64>,
+    released: Receiver<u64>,
 }
 
 impl LocalState {
@@ -130,6 +146,14 @@ impl LocalState {
         self.stats.bytes_held -= len;
         self.usage.freed(len);
         Ok(())
+    }
+
+    /// Frees the memory of tensor objects dropped since the last time. Their data handles
+    /// may already be gone (a client can free them as any allocation), which is fine.
+    fn free_released_tensors(&mut self) {
+        while let Ok(data) = self.released.try_recv() {
+            let _ = self.free(data);
+        }
     }
 
     fn stream(&self, stream: u64) -> Result<(), SessionError> {
@@ -173,6 +197,7 @@ pub struct LocalSession {
 
 impl LocalSession {
     pub fn new(registry: Arc<FunctionRegistry>, config: SessionConfig) -> Self {
+        let (release, released) = channel();
         let state = LocalState {
             usage: SessionUsage::new(Arc::clone(&config.usage)),
             handles: HandleTable::new(config.max_handles),
@@ -180,6 +205,9 @@ impl LocalSession {
             config,
             stats: SessionStats::default(),
             current_stream: 0,
+            objects: ObjectBudget::default(),
+            release,
+            released,
         };
         LocalSession { registry, state }
     }
@@ -210,10 +238,18 @@ impl LocalSession {
         Ok(Value::Handle(handle))
     }
 
+    /// Frees a function or an object reference. Dropping a reference (or a returned
+    /// function holding one) may drop the last reference to a tensor object, whose memory
+    /// is then freed too.
     fn free_handle(&mut self, handle: u64) -> Result<(), SessionError> {
-        self.function(handle)?;
-        self.state.handles.remove(handle)?;
-        Ok(())
+        match self.state.handles.get(handle)? {
+            Resource::Function(_) | Resource::Object(_) => {
+                self.state.handles.remove(handle)?;
+                self.state.free_released_tensors();
+                Ok(())
+            }
+            other => Err(wrong_kind(handle, "function or object", other)),
+        }
     }
 
     fn dev_alloc_data(
@@ -303,7 +339,9 @@ impl Session for LocalSession {
     fn call_func(&mut self, function: u64, args: &[Value]) -> Result<Value, SessionError> {
         let function = self.function(function)?;
         self.counted_call();
-        function.call(&mut CallContext::new(&mut self.state, &self.registry), args)
+        let result = function.call(&mut CallContext::new(&mut self.state, &self.registry), args);
+        self.state.free_released_tensors();
+        result
     }
 
     fn syscall(&mut self, call: &Syscall) -> Result<Value, SessionError> {
@@ -408,7 +446,9 @@ impl Session for LocalSession {
     fn run_prepared(&mut self, call: PreparedCall) -> Result<Value, SessionError> {
         self.counted_call();
         let mut ctx = CallContext::new(&mut self.state, &self.registry);
-        call.function.run_prepared(call.run, &mut ctx, &call.args)
+        let result = call.function.run_prepared(call.run, &mut ctx, &call.args);
+        self.state.free_released_tensors();
+        result
     }
 
     fn stats(&self) -> SessionStats {

@@ -10,11 +10,17 @@ pub mod compute;
 mod context;
 mod device_attr;
 mod error;
+mod ffi_functions;
 mod handles;
 mod local;
 mod memory;
+pub mod objects;
+mod python_values;
 mod registry;
+#[cfg(test)]
+mod remote_object_tests;
 pub mod serve;
+mod testing_functions;
 mod usage;
 mod workspace;
 

@@ -47,6 +47,18 @@ enum FunctionKind {
 }
 
 impl GlobalFunction {
+    /// A function a call makes and returns (a closure over its arguments), reached by its
+    /// handle only; `name` appears in its errors.
+    pub fn closure(
+        name: String,
+        body: impl Fn(&mut CallContext<'_>, &[Value]) -> Result<Value, SessionError>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        GlobalFunction { name, kind: FunctionKind::Plain(Box::new(body)) }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -11,4 +11,4 @@ mod registration;
 pub use message::{
     Assignment, QueueInfo, Request, ServerInfo, Summary, TRACKER_MAGIC, TrackerError,
 };
-pub use registration::{Registration, RegistrationConfig};
+pub use registration::{Registration, RegistrationConfig, TrackerSessions};

@@ -3,9 +3,11 @@
 //! session and when a handed-out key goes unused), as a state machine a driver feeds with
 //! bytes and the time.
 //!
-//! One difference from TVM's server: ours serves many sessions at once, so it offers a fresh
-//! key as soon as a client has used the last one (while it has room for another session),
-//! not only once that session has ended. At most one key is offered at a time, as TVM does.
+//! As TVM's server does, a server offers no key while a session it got through the tracker
+//! is open, and a fresh one once it has ended ([`TrackerSessions`]): the tracker then counts
+//! the server as busy, and TVM's tuning tools rely on that for clean timings. A server may
+//! allow more tracker sessions at once; it then offers a fresh key as soon as a client has
+//! used the last one, while it has room. At most one key is offered at a time, as TVM does.
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
@@ -15,6 +17,40 @@ use super::message::{
     Incoming, MessageReader, Request, TRACKER_MAGIC, TrackerError, parse_pending_keys,
     parse_success,
 };
+
+/// How many sessions a server serves through the tracker at once: with room for another,
+/// it offers a match key; at its limit (TVM's: 1), none until a session ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackerSessions {
+    open: usize,
+    limit: usize,
+}
+
+impl TrackerSessions {
+    /// At most `limit` tracker sessions at once (at least one).
+    pub fn new(limit: usize) -> Self {
+        TrackerSessions { open: 0, limit: limit.max(1) }
+    }
+
+    pub fn open(&self) -> usize {
+        self.open
+    }
+
+    /// A client sent by the tracker started a session.
+    pub fn opened(&mut self) {
+        self.open = self.open.saturating_add(1);
+    }
+
+    /// A session the tracker sent ended.
+    pub fn ended(&mut self) {
+        self.open = self.open.saturating_sub(1);
+    }
+
+    /// Whether a key may be offered, given whether the server has room for a session.
+    pub fn room(&self, server_has_room: bool) -> bool {
+        server_has_room && self.open < self.limit
+    }
+}
 
 /// How a server registers.
 #[derive(Debug, Clone)]
@@ -311,6 +347,40 @@ mod tests {
         assert!(reg.is_registered());
         assert!(reg.accepts(&key));
         (reg, key)
+    }
+
+    #[test]
+    fn one_tracker_session_at_a_time_by_default() {
+        let mut sessions = TrackerSessions::new(1);
+        assert!(sessions.room(true));
+        sessions.opened();
+        assert!(!sessions.room(true), "no key while the session is open");
+        sessions.ended();
+        assert!(sessions.room(true), "a fresh key once it has ended");
+    }
+
+    #[test]
+    fn a_larger_limit_allows_that_many_tracker_sessions_at_once() {
+        let mut sessions = TrackerSessions::new(3);
+        sessions.opened();
+        sessions.opened();
+        assert!(sessions.room(true));
+        sessions.opened();
+        assert!(!sessions.room(true));
+        assert_eq!(sessions.open(), 3);
+    }
+
+    #[test]
+    fn no_key_is_offered_while_the_server_itself_is_full() {
+        assert!(!TrackerSessions::new(4).room(false));
+    }
+
+    #[test]
+    fn a_limit_of_zero_means_one() {
+        let mut sessions = TrackerSessions::new(0);
+        assert!(sessions.room(true));
+        sessions.opened();
+        assert!(!sessions.room(true));
     }
 
     #[test]

@@ -347,31 +347,57 @@ impl<'a> Packet<'a> {
     }
 
     /// The Return of a CallFunc: `[Int(type index of the result), result]`, where functions,
-    /// modules and object references travel as opaque handles.
+    /// modules and objects travel as opaque handles, and a tensor object as
+    /// `[Int(70), DLTensor, handle]` (TVM's `LocalSession::EncodeReturn`).
     pub fn call_return(result: Value) -> Packet<'static> {
-        let type_index = result.result_type_index();
-        let wire_value = match result {
-            Value::Function(h) | Value::Module(h) | Value::ObjectRef(h) => Value::Handle(h),
-            other => other,
-        };
-        Packet::Return(vec![Value::Int(i64::from(type_index)), wire_value])
+        let type_index = Value::Int(i64::from(result.result_type_index()));
+        match result {
+            Value::Function(h)
+            | Value::Module(h)
+            | Value::ObjectRef(h)
+            | Value::Object { handle: h, .. } => Packet::Return(vec![type_index, Value::Handle(h)]),
+            Value::TensorObject { tensor, handle } => {
+                Packet::Return(vec![type_index, Value::Tensor(tensor), Value::Handle(handle)])
+            }
+            other => Packet::Return(vec![type_index, other]),
+        }
     }
 
     /// Reads a CallFunc's Return back into the result value ([`Packet::call_return`] inverted).
     pub fn call_result(values: Vec<Value>) -> Result<Value, DecodeError> {
         let mut values = values.into_iter();
-        match (values.next(), values.next(), values.next()) {
-            (Some(Value::Int(type_index)), Some(value), None) => {
-                Ok(match (type_index as i32, value) {
-                    (TypeIndex::FUNCTION, Value::Handle(h)) => Value::Function(h),
-                    (TypeIndex::MODULE, Value::Handle(h)) => Value::Module(h),
-                    (TypeIndex::RPC_OBJECT_REF, Value::Handle(h)) => Value::ObjectRef(h),
+        match (values.next(), values.next(), values.next(), values.next()) {
+            (Some(Value::Int(type_index)), Some(value), None, None) => {
+                Ok(match (i32::try_from(type_index), value) {
+                    (Ok(TypeIndex::FUNCTION), Value::Handle(h)) => Value::Function(h),
+                    (Ok(TypeIndex::MODULE), Value::Handle(h)) => Value::Module(h),
+                    (Ok(type_index), Value::Handle(handle))
+                        if type_index >= TypeIndex::OBJECT
+                            && !matches!(
+                                type_index,
+                                TypeIndex::STR | TypeIndex::BYTES | TypeIndex::TENSOR
+                            ) =>
+                    {
+                        Value::Object { type_index, handle }
+                    }
                     (_, value) => value,
                 })
             }
+            (
+                Some(Value::Int(type_index)),
+                Some(Value::Tensor(tensor)),
+                Some(Value::Handle(handle)),
+                None,
+            ) if matches!(
+                i32::try_from(type_index),
+                Ok(TypeIndex::TENSOR | TypeIndex::DL_TENSOR_PTR)
+            ) =>
+            {
+                Ok(Value::TensorObject { tensor, handle })
+            }
             _ => Err(DecodeError::BadArguments {
                 call: "Return",
-                expected: "[Int type index, value]",
+                expected: "[Int type index, value] or [Int 70, DLTensor, handle]",
                 got: "another shape".into(),
             }),
         }

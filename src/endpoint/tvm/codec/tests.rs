@@ -148,6 +148,52 @@ fn call_result_reads_back_a_function_handle() {
     assert_eq!(Packet::call_result(values).unwrap(), Value::Function(42));
 }
 
+// From a recording of TVM 0.27's server answering `ffi.Shape(2, 3)`.
+#[test]
+fn encodes_a_returned_shape_object_as_tvm_server_does() {
+    let expected = hex(
+        "04 00 00 00 02 00 00 00 01 00 00 00 45 00 00 00 00 00 00 00 04 00 00 00 f0 81 00 1c 08 7f 00 00",
+    );
+    let shape = Value::Object { type_index: TypeIndex::SHAPE, handle: 0x7f08_1c00_81f0 };
+    assert_eq!(body(&Packet::call_return(shape.clone())), expected);
+    let Packet::Return(values) = decode(&expected).unwrap() else { unreachable!() };
+    assert_eq!(Packet::call_result(values).unwrap(), shape);
+}
+
+// From the same recording: `rpc.test.remote_return_nd("get_arr")()` returning a float32[10].
+#[test]
+fn encodes_a_returned_tensor_object_as_dltensor_then_handle() {
+    let expected = hex(
+        "04 00 00 00 03 00 00 00 01 00 00 00 46 00 00 00 00 00 00 00 07 00 00 00 40 01 01 1c 08 7f 00 00 \
+         01 00 00 00 00 00 00 00 01 00 00 00 02 20 01 00 0a 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 \
+         04 00 00 00 70 f0 00 1c 08 7f 00 00",
+    );
+    let tensor = TensorRecord { data: 0x7f08_1c01_0140, ..float32_record(&[10]) };
+    let returned = Value::TensorObject { tensor, handle: 0x7f08_1c00_f070 };
+    assert_eq!(body(&Packet::call_return(returned.clone())), expected);
+    let Packet::Return(values) = decode(&expected).unwrap() else { unreachable!() };
+    assert_eq!(Packet::call_result(values).unwrap(), returned);
+}
+
+// From the same recording: the shape passed back to `rpc.testing.GetShapeElem(shape, 1)`.
+#[test]
+fn a_returned_object_passed_back_travels_as_an_rpc_object_ref() {
+    let expected = hex(
+        "03 00 00 00 f0 47 14 9c d1 55 00 00 02 00 00 00 73 00 00 00 73 00 00 00 f0 81 00 1c 08 7f 00 00 01 00 00 00 01 00 00 00 00 00 00 00",
+    );
+    let shape = Value::Object { type_index: TypeIndex::SHAPE, handle: 0x7f08_1c00_81f0 };
+    let call = Packet::CallFunc { function: 0x55d1_9c14_47f0, args: vec![shape, Value::Int(1)] };
+    assert_eq!(body(&call), expected);
+    let Packet::CallFunc { args, .. } = decode(&expected).unwrap() else { unreachable!() };
+    assert_eq!(args[0], Value::ObjectRef(0x7f08_1c00_81f0));
+}
+
+#[test]
+fn a_return_of_three_values_that_is_not_a_tensor_object_is_refused() {
+    let values = vec![Value::Int(1), Value::Int(2), Value::Int(3)];
+    assert!(Packet::call_result(values).is_err());
+}
+
 #[test]
 fn rejects_unknown_rpc_code() {
     assert_eq!(decode(&99i32.to_le_bytes()), Err(DecodeError::UnknownCode(99)));

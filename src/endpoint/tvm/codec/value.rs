@@ -47,6 +47,8 @@ impl TypeIndex {
             Self::TENSOR => "ffi.Tensor object; pass a DLTensor",
             Self::ARRAY => "ffi.Array",
             Self::MAP => "ffi.Map",
+            Self::MODULE => "ffi.Module",
+            Self::RPC_OBJECT_REF => "runtime.RPCObjectRef",
             _ => "unknown",
         }
     }
@@ -72,6 +74,21 @@ pub enum Value {
     Module(u64),
     /// An object reference (`runtime.RPCObjectRef`) of the receiving side.
     ObjectRef(u64),
+    /// An object of the sending side that a call returned (a Shape, an Array, ...): its
+    /// tvm-ffi type index and the handle the receiver passes back and frees it with. Only a
+    /// CallFunc's Return carries it as such; as an argument it travels as the reference
+    /// TVM's client sends for it, and decodes as [`Value::ObjectRef`].
+    Object {
+        type_index: i32,
+        handle: u64,
+    },
+    /// A tensor object of the sending side that a call returned: its DLTensor view and the
+    /// handle that frees it (a Return of three values). As an argument it travels as the
+    /// DLTensor TVM's client sends for it, and decodes as [`Value::Tensor`].
+    TensorObject {
+        tensor: TensorRecord,
+        handle: u64,
+    },
 }
 
 impl Value {
@@ -93,6 +110,8 @@ impl Value {
             Value::Function(_) => TypeIndex::FUNCTION,
             Value::Module(_) => TypeIndex::MODULE,
             Value::ObjectRef(_) => TypeIndex::RPC_OBJECT_REF,
+            Value::Object { type_index, .. } => *type_index,
+            Value::TensorObject { .. } => TypeIndex::TENSOR,
         }
     }
 
@@ -112,6 +131,12 @@ impl Value {
             Value::Function(h) => format!("Function({h:#x})"),
             Value::Module(h) => format!("Module({h:#x})"),
             Value::ObjectRef(h) => format!("ObjectRef({h:#x})"),
+            Value::Object { type_index, handle } => {
+                format!("Object({} {handle:#x})", TypeIndex::name(*type_index))
+            }
+            Value::TensorObject { tensor, handle } => {
+                format!("TensorObject({} {:?} {handle:#x})", tensor.dtype, tensor.shape)
+            }
         }
     }
 
@@ -165,10 +190,14 @@ impl Value {
                 w.put_i32(TypeIndex::MODULE);
                 w.put_u64(*h);
             }
-            Value::ObjectRef(h) => {
+            Value::ObjectRef(h) | Value::Object { handle: h, .. } => {
                 w.put_i32(TypeIndex::RPC_OBJECT_REF);
                 w.put_u32(TypeIndex::RPC_OBJECT_REF as u32);
                 w.put_u64(*h);
+            }
+            Value::TensorObject { tensor, .. } => {
+                w.put_i32(TypeIndex::DL_TENSOR_PTR);
+                tensor.encode(w);
             }
         }
     }
