@@ -32,16 +32,58 @@ pub(super) const Q8_1_BYTES: usize = 4 + QK;
 
 // ---------------------------------------------------------------- decoding
 
+/// The two 16-element halves of a 32-element output block.
+#[inline(always)]
+fn halves(out: &mut [f32; QK]) -> Option<(&mut [f32; HALF], &mut [f32; HALF])> {
+    match out.as_chunks_mut::<HALF>().0 {
+        [low, high] => Some((low, high)),
+        _ => None,
+    }
+}
+
+/// The last `M` bytes of a block (its packed quants), as an array.
+#[inline(always)]
+fn tail<const N: usize, const M: usize>(block: &[u8; N]) -> Option<&[u8; M]> {
+    block.last_chunk::<M>()
+}
+
+// The per-block decoders below are `inline(never)` on purpose: inlined,
+// LLVM unrolls the 16-element loop and then vectorizes across four blocks
+// instead, gathering their bytes one at a time (measured: 4.4 instead of
+// 6.9 G elements/s for Q4_0).
+
+#[inline(never)]
+fn decode_q4_0_block(block: &[u8; Q4_0_BYTES], out: &mut [f32; QK]) {
+    let d = f16_at(block, 0);
+    // Both always exist (fixed sizes); the `else` is dead code that keeps
+    // this panic-free without an `unwrap`.
+    let (Some(qs), Some((low, high))) = (tail::<_, HALF>(block), halves(out)) else {
+        return;
+    };
+    for j in 0..HALF {
+        low[j] = ((qs[j] & 0x0f) as i32 - 8) as f32 * d;
+        high[j] = ((qs[j] >> 4) as i32 - 8) as f32 * d;
+    }
+}
+
 pub(super) fn dequantize_q4_0(src: &[u8], dst: &mut [f32]) {
     let (blocks, _) = src.as_chunks::<Q4_0_BYTES>();
     let (outs, _) = dst.as_chunks_mut::<QK>();
     for (block, out) in blocks.iter().zip(outs) {
-        let d = f16_at(block, 0);
-        let (low, high) = out.split_at_mut(HALF);
-        for ((&q, lo), hi) in block[2..].iter().zip(low).zip(high) {
-            *lo = ((q & 0x0f) as i32 - 8) as f32 * d;
-            *hi = ((q >> 4) as i32 - 8) as f32 * d;
-        }
+        decode_q4_0_block(block, out);
+    }
+}
+
+#[inline(never)]
+fn decode_q4_1_block(block: &[u8; Q4_1_BYTES], out: &mut [f32; QK]) {
+    let d = f16_at(block, 0);
+    let m = f16_at(block, 2);
+    let (Some(qs), Some((low, high))) = (tail::<_, HALF>(block), halves(out)) else {
+        return;
+    };
+    for j in 0..HALF {
+        low[j] = (qs[j] & 0x0f) as f32 * d + m;
+        high[j] = (qs[j] >> 4) as f32 * d + m;
     }
 }
 
@@ -49,13 +91,7 @@ pub(super) fn dequantize_q4_1(src: &[u8], dst: &mut [f32]) {
     let (blocks, _) = src.as_chunks::<Q4_1_BYTES>();
     let (outs, _) = dst.as_chunks_mut::<QK>();
     for (block, out) in blocks.iter().zip(outs) {
-        let d = f16_at(block, 0);
-        let m = f16_at(block, 2);
-        let (low, high) = out.split_at_mut(HALF);
-        for ((&q, lo), hi) in block[4..].iter().zip(low).zip(high) {
-            *lo = (q & 0x0f) as f32 * d + m;
-            *hi = (q >> 4) as f32 * d + m;
-        }
+        decode_q4_1_block(block, out);
     }
 }
 
@@ -64,23 +100,57 @@ fn fifth_bits<const N: usize>(block: &[u8; N], at: usize) -> u32 {
     u32::from_le_bytes([block[at], block[at + 1], block[at + 2], block[at + 3]])
 }
 
-/// The five-bit values of elements `j` and `j + 16` of a Q5 block.
+/// Byte `b` spread over eight bytes: byte `i` is 16 where bit `i` of `b`
+/// is set, else 0 (little-endian in the u64).
+const FIFTH_BIT_SPREAD: [u64; 256] = {
+    let mut table = [0u64; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let mut bit = 0;
+        while bit < 8 {
+            if byte & (1 << bit) != 0 {
+                table[byte] |= 16 << (8 * bit);
+            }
+            bit += 1;
+        }
+        byte += 1;
+    }
+    table
+};
+
+/// A Q5 block's fifth bits as 16 (set) or 0 per element, via
+/// [`FIFTH_BIT_SPREAD`]: a table lookup per eight elements instead of a
+/// variable shift per element.
 #[inline(always)]
-fn q5_pair(qs: u8, qh: u32, j: usize) -> (i32, i32) {
-    let low = (qs & 0x0f) as u32 | (((qh >> j) << 4) & 0x10);
-    let high = (qs >> 4) as u32 | ((qh >> (j + 12)) & 0x10);
-    (low as i32, high as i32)
+fn spread_fifth_bits(qh: u32) -> [u8; QK] {
+    let mut spread = [0u8; QK];
+    for (eight, byte) in spread.as_chunks_mut::<8>().0.iter_mut().zip(qh.to_le_bytes()) {
+        *eight = FIFTH_BIT_SPREAD[byte as usize].to_le_bytes();
+    }
+    spread
 }
+
+/// Q4/Q5 levels `nibble + fifth[e]` of elements `j` and `j + 16`, from
+/// packed byte `qs[j]`.
+#[inline(always)]
+fn nibble_levels(q: u8, fifth_low: u8, fifth_high: u8) -> (i32, i32) {
+    (((q & 0x0f) | fifth_low) as i32, ((q >> 4) | fifth_high) as i32)
+}
+
+/// No fifth bits (Q4_0, Q4_1).
+const NO_FIFTH_BITS: [u8; QK] = [0; QK];
 
 pub(super) fn dequantize_q5_0(src: &[u8], dst: &mut [f32]) {
     let (blocks, _) = src.as_chunks::<Q5_0_BYTES>();
     let (outs, _) = dst.as_chunks_mut::<QK>();
     for (block, out) in blocks.iter().zip(outs) {
         let d = f16_at(block, 0);
-        let qh = fifth_bits(block, 2);
+        let fifth = spread_fifth_bits(fifth_bits(block, 2));
+        let (fifth_low, fifth_high) = fifth.split_at(HALF);
         let (low, high) = out.split_at_mut(HALF);
-        for (j, ((&q, lo), hi)) in block[6..].iter().zip(low).zip(high).enumerate() {
-            let (q0, q1) = q5_pair(q, qh, j);
+        let levels = block[6..].iter().zip(fifth_low).zip(fifth_high);
+        for (((&q, &f0), &f1), (lo, hi)) in levels.zip(low.iter_mut().zip(high)) {
+            let (q0, q1) = nibble_levels(q, f0, f1);
             *lo = (q0 - 16) as f32 * d;
             *hi = (q1 - 16) as f32 * d;
         }
@@ -93,10 +163,12 @@ pub(super) fn dequantize_q5_1(src: &[u8], dst: &mut [f32]) {
     for (block, out) in blocks.iter().zip(outs) {
         let d = f16_at(block, 0);
         let m = f16_at(block, 2);
-        let qh = fifth_bits(block, 4);
+        let fifth = spread_fifth_bits(fifth_bits(block, 4));
+        let (fifth_low, fifth_high) = fifth.split_at(HALF);
         let (low, high) = out.split_at_mut(HALF);
-        for (j, ((&q, lo), hi)) in block[8..].iter().zip(low).zip(high).enumerate() {
-            let (q0, q1) = q5_pair(q, qh, j);
+        let levels = block[8..].iter().zip(fifth_low).zip(fifth_high);
+        for (((&q, &f0), &f1), (lo, hi)) in levels.zip(low.iter_mut().zip(high)) {
+            let (q0, q1) = nibble_levels(q, f0, f1);
             *lo = q0 as f32 * d + m;
             *hi = q1 as f32 * d + m;
         }
@@ -108,8 +180,9 @@ pub(super) fn dequantize_q8_0(src: &[u8], dst: &mut [f32]) {
     let (outs, _) = dst.as_chunks_mut::<QK>();
     for (block, out) in blocks.iter().zip(outs) {
         let d = f16_at(block, 0);
-        for (&q, o) in block[2..].iter().zip(out) {
-            *o = (q as i8) as f32 * d;
+        let Some(qs) = tail::<_, QK>(block) else { continue };
+        for j in 0..QK {
+            out[j] = (qs[j] as i8) as f32 * d;
         }
     }
 }
@@ -119,8 +192,9 @@ pub(super) fn dequantize_q8_1(src: &[u8], dst: &mut [f32]) {
     let (outs, _) = dst.as_chunks_mut::<QK>();
     for (block, out) in blocks.iter().zip(outs) {
         let d = f16_at(block, 0);
-        for (&q, o) in block[4..].iter().zip(out) {
-            *o = (q as i8) as f32 * d;
+        let Some(qs) = tail::<_, QK>(block) else { continue };
+        for j in 0..QK {
+            out[j] = (qs[j] as i8) as f32 * d;
         }
     }
 }
@@ -266,10 +340,22 @@ pub(super) fn quantize_q8_1(src: &[f32], dst: &mut [u8]) {
 
 // ------------------------------------------------------------ dot products
 
-/// Q8_0's or Q8_1's eight-bit values at `block[at..at + 32]`.
+/// `Σ (level[e] − offset)·q8[e]` over one block: `qs` holds the 16 packed
+/// bytes (low nibbles: elements 0..16, high: 16..32), `fifth` each
+/// element's fifth bit as 16 or 0, `q8` 32 signed bytes. Integer sums are
+/// exact, so their order is free: one element-wise loop over fixed-length
+/// slices, which compiles to SIMD.
 #[inline(always)]
-fn q8_values<const N: usize>(block: &[u8; N], at: usize) -> [i32; QK] {
-    std::array::from_fn(|j| block[at + j] as i8 as i32)
+fn nibble_dot(qs: &[u8], fifth: &[u8; QK], offset: i32, q8: &[u8]) -> i32 {
+    let (fifth_low, fifth_high) = fifth.split_at(HALF);
+    let (q8_low, q8_high) = q8.split_at(HALF.min(q8.len()));
+    let levels = qs.iter().zip(fifth_low).zip(fifth_high);
+    let mut sumi = 0i32;
+    for (((&q, &f0), &f1), (&y0, &y1)) in levels.zip(q8_low.iter().zip(q8_high)) {
+        let (q0, q1) = nibble_levels(q, f0, f1);
+        sumi += (q0 - offset) * (y0 as i8) as i32 + (q1 - offset) * (y1 as i8) as i32;
+    }
+    sumi
 }
 
 pub(super) fn vec_dot_q4_0_q8_0(x: &[u8], y: &[u8]) -> f32 {
@@ -277,12 +363,7 @@ pub(super) fn vec_dot_q4_0_q8_0(x: &[u8], y: &[u8]) -> f32 {
     let (ys, _) = y.as_chunks::<Q8_0_BYTES>();
     let mut sumf = 0.0f32;
     for (bx, by) in xs.iter().zip(ys) {
-        let q8 = q8_values(by, 2);
-        let mut sumi = 0i32;
-        for j in 0..HALF {
-            let q = bx[2 + j];
-            sumi += ((q & 0x0f) as i32 - 8) * q8[j] + ((q >> 4) as i32 - 8) * q8[j + HALF];
-        }
+        let sumi = nibble_dot(&bx[2..], &NO_FIFTH_BITS, 8, &by[2..]);
         sumf += sumi as f32 * f16_at(bx, 0) * f16_at(by, 0);
     }
     sumf
@@ -293,12 +374,7 @@ pub(super) fn vec_dot_q4_1_q8_1(x: &[u8], y: &[u8]) -> f32 {
     let (ys, _) = y.as_chunks::<Q8_1_BYTES>();
     let mut sumf = 0.0f32;
     for (bx, by) in xs.iter().zip(ys) {
-        let q8 = q8_values(by, 4);
-        let mut sumi = 0i32;
-        for j in 0..HALF {
-            let q = bx[4 + j];
-            sumi += (q & 0x0f) as i32 * q8[j] + (q >> 4) as i32 * q8[j + HALF];
-        }
+        let sumi = nibble_dot(&bx[4..], &NO_FIFTH_BITS, 0, &by[4..]);
         sumf += (f16_at(bx, 0) * f16_at(by, 0)) * sumi as f32 + f16_at(bx, 2) * f16_at(by, 2);
     }
     sumf
@@ -309,13 +385,8 @@ pub(super) fn vec_dot_q5_0_q8_0(x: &[u8], y: &[u8]) -> f32 {
     let (ys, _) = y.as_chunks::<Q8_0_BYTES>();
     let mut sumf = 0.0f32;
     for (bx, by) in xs.iter().zip(ys) {
-        let qh = fifth_bits(bx, 2);
-        let q8 = q8_values(by, 2);
-        let mut sumi = 0i32;
-        for j in 0..HALF {
-            let (q0, q1) = q5_pair(bx[6 + j], qh, j);
-            sumi += (q0 - 16) * q8[j] + (q1 - 16) * q8[j + HALF];
-        }
+        let fifth = spread_fifth_bits(fifth_bits(bx, 2));
+        let sumi = nibble_dot(&bx[6..], &fifth, 16, &by[2..]);
         sumf += (f16_at(bx, 0) * f16_at(by, 0)) * sumi as f32;
     }
     sumf
@@ -326,13 +397,8 @@ pub(super) fn vec_dot_q5_1_q8_1(x: &[u8], y: &[u8]) -> f32 {
     let (ys, _) = y.as_chunks::<Q8_1_BYTES>();
     let mut sumf = 0.0f32;
     for (bx, by) in xs.iter().zip(ys) {
-        let qh = fifth_bits(bx, 4);
-        let q8 = q8_values(by, 4);
-        let mut sumi = 0i32;
-        for j in 0..HALF {
-            let (q0, q1) = q5_pair(bx[8 + j], qh, j);
-            sumi += q0 * q8[j] + q1 * q8[j + HALF];
-        }
+        let fifth = spread_fifth_bits(fifth_bits(bx, 4));
+        let sumi = nibble_dot(&bx[8..], &fifth, 0, &by[4..]);
         sumf += (f16_at(bx, 0) * f16_at(by, 0)) * sumi as f32 + f16_at(bx, 2) * f16_at(by, 2);
     }
     sumf
@@ -343,8 +409,8 @@ pub(super) fn vec_dot_q8_0_q8_0(x: &[u8], y: &[u8]) -> f32 {
     let (ys, _) = y.as_chunks::<Q8_0_BYTES>();
     let mut sumf = 0.0f32;
     for (bx, by) in xs.iter().zip(ys) {
-        let (qx, qy) = (q8_values(bx, 2), q8_values(by, 2));
-        let sumi: i32 = qx.iter().zip(&qy).map(|(a, b)| a * b).sum();
+        let sumi: i32 =
+            bx[2..].iter().zip(&by[2..]).map(|(&a, &b)| (a as i8) as i32 * (b as i8) as i32).sum();
         sumf += sumi as f32 * (f16_at(bx, 0) * f16_at(by, 0));
     }
     sumf
