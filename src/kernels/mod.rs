@@ -29,6 +29,7 @@ mod error;
 mod fill;
 mod gemm;
 mod matmul;
+pub mod quant;
 mod reduce;
 mod scalar;
 mod softmax;
