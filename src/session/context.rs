@@ -155,7 +155,7 @@ impl<'s> CallContext<'s> {
     }
 
     pub fn stats(&self) -> SessionStats {
-        self.state.stats
+        self.state.stats()
     }
 
     pub fn workspace(&mut self) -> &mut Workspace {
@@ -199,14 +199,12 @@ impl<'s> CallContext<'s> {
                 distinct.push(op.record.data);
             }
         }
-        let resources = self.state.handles.get_disjoint_mut(&distinct)?;
+        let buffers =
+            distinct.iter().map(|h| self.state.buffer_of(*h)).collect::<Result<Vec<_>, _>>()?;
+        let memories = self.state.device.get_disjoint_mut(&buffers)?;
         let mut shared: Vec<(u64, &[u8])> = Vec::new();
         let mut exclusive: Vec<(u64, &mut [u8])> = Vec::new();
-        for (handle, resource) in distinct.iter().zip(resources) {
-            // Checked to be allocations above; report rather than panic all the same.
-            let Resource::Memory(memory) = resource else {
-                return Err(internal());
-            };
+        for (handle, memory) in distinct.iter().zip(memories) {
             let written = operands.iter().any(|op| op.writable && op.record.data == *handle);
             if written {
                 exclusive.push((*handle, memory.bytes_mut()));

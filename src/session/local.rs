@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use super::context::{CallContext, Operand, Operands};
+use super::device::ServerUsage;
 use super::device_attr;
 use super::objects::{ObjectBudget, RemoteObject};
-use super::usage::{ServerUsage, SessionUsage};
 use super::{
-    DeviceMemory, FunctionRegistry, GlobalFunction, HandleTable, Placement, Prepared, PreparedCall,
-    Session, SessionError, Work, Workspace,
+    DeviceBuffers, DeviceMemory, FunctionRegistry, GlobalFunction, HandleTable, Placement,
+    Prepared, PreparedCall, Session, SessionError, Work, Workspace,
 };
 use crate::endpoint::DEFAULT_MAX_PACKET;
 use crate::endpoint::tvm::codec::{Device, Packet, Syscall, TensorRecord, Value};
@@ -69,7 +69,8 @@ pub struct SessionStats {
 #[derive(Debug)]
 pub(crate) enum Resource {
     Function(Arc<GlobalFunction>),
-    Memory(DeviceMemory),
+    /// A data allocation: the id of its buffer in the session's [`DeviceBuffers`].
+    Memory(u64),
     Stream,
     /// One reference to an object a function returned.
     Object(Arc<RemoteObject>),
@@ -95,10 +96,12 @@ impl Resource {
 #[derive(Debug)]
 pub(crate) struct LocalState {
     pub(crate) handles: HandleTable<Resource>,
+    /// The session's memory; data handles refer to its buffers.
+    pub(crate) device: DeviceBuffers,
     pub(crate) workspace: Workspace,
     pub(crate) config: SessionConfig,
-    pub(crate) stats: SessionStats,
-    usage: SessionUsage,
+    /// Function calls served.
+    calls: u64,
     current_stream: u64,
     /// What the session's objects may hold.
     pub(crate) objects: ObjectBudget,
@@ -109,43 +112,48 @@ pub(crate) struct LocalState {
 }
 
 impl LocalState {
-    pub(crate) fn memory(&self, handle: u64) -> Result<&DeviceMemory, SessionError> {
+    /// The buffer id behind a data handle.
+    pub(crate) fn buffer_of(&self, handle: u64) -> Result<u64, SessionError> {
         match self.handles.get(non_null(handle)?)? {
-            Resource::Memory(m) => Ok(m),
+            Resource::Memory(id) => Ok(*id),
             other => Err(wrong_kind(handle, "data allocation", other)),
         }
+    }
+
+    pub(crate) fn memory(&self, handle: u64) -> Result<&DeviceMemory, SessionError> {
+        self.device.get(self.buffer_of(handle)?)
     }
 
     pub(crate) fn memory_mut(&mut self, handle: u64) -> Result<&mut DeviceMemory, SessionError> {
-        match self.handles.get_mut(non_null(handle)?)? {
-            Resource::Memory(m) => Ok(m),
-            other => Err(wrong_kind(handle, "data allocation", other)),
-        }
+        let id = self.buffer_of(handle)?;
+        self.device.get_mut(id)
     }
 
+    /// Allocates a buffer and returns the data handle the client sees.
     pub(crate) fn allocate(&mut self, nbytes: u64, alignment: u64) -> Result<u64, SessionError> {
-        let would_hold = self.stats.bytes_held.saturating_add(nbytes);
-        if let Some(limit) = self.config.memory_limit
-            && would_hold > limit
-        {
-            return Err(SessionError::MemoryLimit { requested: nbytes, would_hold, limit });
-        }
-        let memory = DeviceMemory::allocate(nbytes, alignment)?;
-        let handle = self.handles.insert(Resource::Memory(memory))?;
-        self.stats.allocations += 1;
-        self.stats.bytes_held = would_hold;
-        self.stats.peak_bytes = self.stats.peak_bytes.max(would_hold);
-        self.usage.allocated(nbytes);
-        Ok(handle)
+        let id = self.device.allocate(nbytes, alignment)?;
+        self.handles.insert(Resource::Memory(id)).inspect_err(|_| {
+            // Out of handles: the buffer goes back at once.
+            let _ = self.device.free(id);
+        })
     }
 
     /// Frees a data allocation.
     pub(crate) fn free(&mut self, data: u64) -> Result<(), SessionError> {
-        let len = self.memory(data)?.len() as u64;
+        let id = self.buffer_of(data)?;
         self.handles.remove(data)?;
-        self.stats.bytes_held -= len;
-        self.usage.freed(len);
-        Ok(())
+        self.device.free(id)
+    }
+
+    /// What the session holds, for logs and `tensor_rpc.stats`.
+    pub(crate) fn stats(&self) -> SessionStats {
+        let buffers = self.device.stats();
+        SessionStats {
+            calls: self.calls,
+            allocations: buffers.allocations,
+            bytes_held: buffers.bytes_held,
+            peak_bytes: buffers.peak_bytes,
+        }
     }
 
     /// Frees the memory of tensor objects dropped since the last time. Their data handles
@@ -199,11 +207,15 @@ impl LocalSession {
     pub fn new(registry: Arc<FunctionRegistry>, config: SessionConfig) -> Self {
         let (release, released) = channel();
         let state = LocalState {
-            usage: SessionUsage::new(Arc::clone(&config.usage)),
+            device: DeviceBuffers::new(
+                config.memory_limit,
+                config.max_handles,
+                Arc::clone(&config.usage),
+            ),
             handles: HandleTable::new(config.max_handles),
             workspace: Workspace::new(config.workspace_parent.clone()),
             config,
-            stats: SessionStats::default(),
+            calls: 0,
             current_stream: 0,
             objects: ObjectBudget::default(),
             release,
@@ -330,8 +342,8 @@ impl LocalSession {
     }
 
     fn counted_call(&mut self) {
-        self.state.stats.calls += 1;
-        self.state.usage.called();
+        self.state.calls += 1;
+        self.state.device.count_call();
     }
 }
 
@@ -452,7 +464,7 @@ impl Session for LocalSession {
     }
 
     fn stats(&self) -> SessionStats {
-        self.state.stats
+        self.state.stats()
     }
 }
 

@@ -8,12 +8,12 @@
 mod builtins;
 pub mod compute;
 mod context;
+pub mod device;
 mod device_attr;
 mod error;
 mod ffi_functions;
 mod handles;
 mod local;
-mod memory;
 pub mod objects;
 mod python_values;
 mod registry;
@@ -21,16 +21,14 @@ mod registry;
 mod remote_object_tests;
 pub mod serve;
 mod testing_functions;
-mod usage;
 mod workspace;
 
 pub use context::{CallContext, Operand, Operands};
+pub use device::{DeviceBuffers, DeviceMemory, ServerUsage, UsageSnapshot};
 pub use error::SessionError;
 pub use handles::HandleTable;
 pub use local::{LocalSession, SessionConfig, SessionStats};
-pub use memory::DeviceMemory;
 pub use registry::{FunctionRegistry, GlobalFunction, PreparedBody, PreparedRun};
-pub use usage::{ServerUsage, UsageSnapshot};
 pub use workspace::Workspace;
 
 use crate::endpoint::tvm::codec::{Packet, Syscall, TensorRecord, Value};

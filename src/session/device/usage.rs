@@ -86,6 +86,11 @@ impl SessionUsage {
         self.server.bytes_held.fetch_sub(nbytes, Ordering::Relaxed);
     }
 
+    /// The server-wide figures this session reports into.
+    pub(crate) fn server(&self) -> &ServerUsage {
+        &self.server
+    }
+
     pub(crate) fn called(&self) {
         self.server.calls.fetch_add(1, Ordering::Relaxed);
     }

@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::SessionError;
+use crate::session::SessionError;
 
 /// The unit allocations are made of: its alignment is the alignment every allocation gets.
 #[derive(Clone, Copy, Pod, Zeroable)]
