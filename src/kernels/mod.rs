@@ -32,6 +32,7 @@ mod matmul;
 mod reduce;
 mod scalar;
 mod softmax;
+pub mod strided;
 mod tensor;
 mod transpose;
 mod unary;
