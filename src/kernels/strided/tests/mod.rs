@@ -14,10 +14,12 @@ mod get_rows_tests;
 mod glu_tests;
 mod mul_mat_tests;
 mod norm_tests;
+mod robustness_tests;
 mod rope_tests;
 mod scale_tests;
 mod set_rows_tests;
 mod soft_max_tests;
+mod timing_tests;
 mod unary_tests;
 
 use crate::kernels::strided::convert::{element_from_f32, element_to_f32};

@@ -216,3 +216,26 @@ fn an_unavailable_backend_is_an_error() {
     let err = mul_mat(src0.view(), src1.view(), &mut dst.view_mut(), missing).unwrap_err();
     assert!(matches!(err, OpError::Gemm { .. }), "{err}");
 }
+
+#[test]
+fn the_dot_product_and_gemm_strategies_agree() {
+    use crate::kernels::strided::mul_mat::mul_mat_with_dot_columns;
+    for n in [1, 3, 8, 12] {
+        let src0 = Tensor::random(F16, [100, 40, 2, 1], 18, 1.0);
+        let src1 = Tensor::random(F32, [100, n, 2, 3], 19, 1.0);
+        let expected = reference(&src0, &src1);
+        for dot_columns in [0, usize::MAX] {
+            let mut dst = dst_for(&src0, &src1);
+            let backend = GemmBackend::default();
+            mul_mat_with_dot_columns(
+                src0.view(),
+                src1.view(),
+                &mut dst.view_mut(),
+                backend,
+                dot_columns,
+            )
+            .unwrap();
+            assert_nmse(&dst.values(), &expected, 1e-9);
+        }
+    }
+}
