@@ -107,9 +107,8 @@ impl Layout {
 
     /// Bytes of one row stored contiguously (`ggml_row_size`).
     pub fn row_bytes(&self) -> usize {
-        // Cannot overflow: at most the extent (checked in `new`) when the
-        // tensor is not empty, and 0 units otherwise... unless ne[0] > 0 with
-        // another dimension 0, so saturate rather than assume.
+        // At most the extent when the tensor is not empty; an empty tensor's
+        // row may be nominally huge, so saturate rather than wrap.
         self.row_units().saturating_mul(self.elem.block_bytes())
     }
 

@@ -34,15 +34,17 @@ pub fn check_scale(src0: &Layout, dst: &Layout) -> Result<(), OpError> {
     require_contiguous(OP, "dst", dst)
 }
 
-/// `dst = src0 * scale + bias` (without the addition when `bias` is 0, as
-/// ggml: `-0 * s` stays `-0`).
+/// `dst = src0 * scale + bias`. Like ggml's f32 kernel, f32 skips the
+/// addition when `bias` is 0 (so `-0 * s` stays `-0`); its bf16 kernel
+/// always adds.
 pub fn scale(src0: View<'_>, dst: &mut ViewMut<'_>, params: ScaleParams) -> Result<(), OpError> {
     check_scale(src0.layout(), dst.layout())?;
     let ScaleParams { scale, bias } = params;
+    let skip_bias = bias == 0.0 && src0.layout().elem() == ElementType::F32;
     let mut row = vec![0.0f32; src0.layout().ne()[0]];
     for_each_row(src0.layout().ne(), |i1, i2, i3| {
         src0.read_row_f32(i1, i2, i3, &mut row)?;
-        if bias == 0.0 {
+        if skip_bias {
             row.iter_mut().for_each(|x| *x *= scale);
         } else {
             row.iter_mut().for_each(|x| *x = *x * scale + bias);

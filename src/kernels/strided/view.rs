@@ -42,25 +42,25 @@ impl<'a> View<'a> {
 
     /// The bytes row `(i1, i2, i3)` reaches: `row_bytes` of them when the
     /// row is contiguous.
-    pub(crate) fn row(&self, i1: usize, i2: usize, i3: usize) -> Result<&'a [u8], OpError> {
+    pub fn row(&self, i1: usize, i2: usize, i3: usize) -> Result<&'a [u8], OpError> {
         let range = row_range(&self.layout, i1, i2, i3)?;
         self.bytes.get(range).ok_or_else(|| outside(&self.layout, [0, i1, i2, i3]))
     }
 
     /// The bytes of unit `index[0]` (element, or block) of row `index[1..]`.
-    pub(crate) fn unit(&self, index: [usize; MAX_DIMS]) -> Result<&'a [u8], OpError> {
+    pub fn unit(&self, index: [usize; MAX_DIMS]) -> Result<&'a [u8], OpError> {
         let range = unit_range(&self.layout, index)?;
         self.bytes.get(range).ok_or_else(|| outside(&self.layout, index))
     }
 
     /// The value of element `index` as f32 (plain types).
-    pub(crate) fn read_f32(&self, index: [usize; MAX_DIMS]) -> Result<f32, OpError> {
+    pub fn read_f32(&self, index: [usize; MAX_DIMS]) -> Result<f32, OpError> {
         Ok(element_to_f32(self.layout.elem(), self.unit(index)?))
     }
 
     /// Row `(i1, i2, i3)` as f32 into `out` (`ne[0]` values), whatever its
     /// stride.
-    pub(crate) fn read_row_f32(
+    pub fn read_row_f32(
         &self,
         i1: usize,
         i2: usize,
@@ -80,7 +80,7 @@ impl<'a> View<'a> {
 
     /// Element `index` of an index tensor as i64: I32 and I64 are read as
     /// stored, any other type (which the ops' checks refuse) as 0.
-    pub(crate) fn read_index(&self, index: [usize; MAX_DIMS]) -> Result<i64, OpError> {
+    pub fn read_index(&self, index: [usize; MAX_DIMS]) -> Result<i64, OpError> {
         let bytes = self.unit(index)?;
         let value = match self.layout.elem() {
             ElementType::I64 => bytes.first_chunk::<8>().map(|b| i64::from_le_bytes(*b)),
@@ -118,19 +118,14 @@ impl<'a> ViewMut<'a> {
     }
 
     /// The bytes row `(i1, i2, i3)` reaches, writable.
-    pub(crate) fn row_mut(
-        &mut self,
-        i1: usize,
-        i2: usize,
-        i3: usize,
-    ) -> Result<&mut [u8], OpError> {
+    pub fn row_mut(&mut self, i1: usize, i2: usize, i3: usize) -> Result<&mut [u8], OpError> {
         let range = row_range(&self.layout, i1, i2, i3)?;
         let layout = self.layout;
         self.bytes.get_mut(range).ok_or_else(|| outside(&layout, [0, i1, i2, i3]))
     }
 
     /// The bytes of unit `index`, writable.
-    pub(crate) fn unit_mut(&mut self, index: [usize; MAX_DIMS]) -> Result<&mut [u8], OpError> {
+    pub fn unit_mut(&mut self, index: [usize; MAX_DIMS]) -> Result<&mut [u8], OpError> {
         let range = unit_range(&self.layout, index)?;
         let layout = self.layout;
         self.bytes.get_mut(range).ok_or_else(|| outside(&layout, index))
@@ -138,7 +133,7 @@ impl<'a> ViewMut<'a> {
 
     /// Stores `values` (`ne[0]` of them) as row `(i1, i2, i3)`, whatever its
     /// stride.
-    pub(crate) fn write_row_f32(
+    pub fn write_row_f32(
         &mut self,
         i1: usize,
         i2: usize,
