@@ -33,6 +33,7 @@ pub mod quant;
 mod reduce;
 mod scalar;
 mod softmax;
+pub mod strided;
 mod tensor;
 mod transpose;
 mod unary;

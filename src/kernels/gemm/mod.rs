@@ -20,7 +20,7 @@ mod blis_backend;
 #[cfg(feature = "gemm-crate")]
 mod gemm_crate_backend;
 mod matrixmultiply_backend;
-mod pool;
+pub(crate) mod pool;
 
 use std::fmt;
 

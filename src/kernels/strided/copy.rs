@@ -1,0 +1,205 @@
+//! CPY, DUP and CONT (`ggml_cpy`, `ggml_dup`, `ggml_cont`): copy the
+//! elements of `src0` into `dst` in row-major order (dimension 0 fastest),
+//! converting between types.
+//!
+//! The two tensors need the same number of elements, not the same shape:
+//! element `k` of `src0`'s row-major order becomes element `k` of `dst`'s,
+//! whatever the strides of either (a permuted source, a strided
+//! destination view). Same-type copies move bytes (whole blocks for block
+//! formats); f32, f16 and bf16 convert into each other, f32 into i32
+//! (truncating) and i32 into f32, as ggml's CPU backend does.
+//!
+//! DUP's `dst` has `src0`'s type and shape; CONT's has its type and element
+//! count and is contiguous. CPY's `dst` is the destination tensor itself
+//! (`ggml_cpy(src, dst)` returns a view of it).
+
+use crate::kernels::strided::convert::{
+    element_from_f32, element_to_f32, row_from_f32, row_to_f32,
+};
+use crate::kernels::strided::element_type::ElementType;
+use crate::kernels::strided::error::OpError;
+use crate::kernels::strided::layout::{Layout, MAX_DIMS};
+use crate::kernels::strided::rules::{
+    for_each_row, require_contiguous, require_same_type, require_shape,
+};
+use crate::kernels::strided::view::{View, ViewMut};
+
+/// Whether ggml's CPU backend copies `from` into `to`.
+fn converts(from: ElementType, to: ElementType) -> bool {
+    use ElementType::{BF16, F16, F32, I32};
+    from == to
+        || matches!((from, to), (F32 | F16 | BF16, F32 | F16 | BF16) | (F32, I32) | (I32, F32))
+}
+
+const CONVERSIONS: &str =
+    "the same type, or between f32, f16 and bf16, or f32 to i32, or i32 to f32";
+
+fn check_copy(op: &'static str, src0: &Layout, dst: &Layout) -> Result<(), OpError> {
+    if !converts(src0.elem(), dst.elem()) {
+        return Err(OpError::UnsupportedType {
+            op,
+            operand: "dst",
+            actual: dst.elem(),
+            supported: CONVERSIONS,
+        });
+    }
+    if src0.elements() != dst.elements() {
+        return Err(OpError::InvalidParam {
+            op,
+            param: "dst element count",
+            value: dst.elements().to_string(),
+            reason: "differs from src0's",
+        });
+    }
+    Ok(())
+}
+
+/// Checks CPY: equal element counts and a type pair ggml's CPU copies.
+pub fn check_cpy(src0: &Layout, dst: &Layout) -> Result<(), OpError> {
+    check_copy("CPY", src0, dst)
+}
+
+/// Checks DUP: dst of src0's type and shape.
+pub fn check_dup(src0: &Layout, dst: &Layout) -> Result<(), OpError> {
+    const OP: &str = "DUP";
+    require_same_type(OP, "dst", dst, src0.elem())?;
+    require_shape(OP, "dst", dst, src0.ne())?;
+    check_copy(OP, src0, dst)
+}
+
+/// Checks CONT: dst of src0's type and element count, contiguous.
+pub fn check_cont(src0: &Layout, dst: &Layout) -> Result<(), OpError> {
+    const OP: &str = "CONT";
+    require_same_type(OP, "dst", dst, src0.elem())?;
+    require_contiguous(OP, "dst", dst)?;
+    check_copy(OP, src0, dst)
+}
+
+/// CPY: element `k` of `src0` (row-major) into element `k` of `dst`.
+pub fn cpy(src0: View<'_>, dst: &mut ViewMut<'_>) -> Result<(), OpError> {
+    check_cpy(src0.layout(), dst.layout())?;
+    copy_elements(src0, dst)
+}
+
+/// DUP: `dst = src0`, same shape.
+pub fn dup(src0: View<'_>, dst: &mut ViewMut<'_>) -> Result<(), OpError> {
+    check_dup(src0.layout(), dst.layout())?;
+    copy_elements(src0, dst)
+}
+
+/// CONT: `src0` made contiguous (possibly reshaped).
+pub fn cont(src0: View<'_>, dst: &mut ViewMut<'_>) -> Result<(), OpError> {
+    check_cont(src0.layout(), dst.layout())?;
+    copy_elements(src0, dst)
+}
+
+fn copy_elements(src0: View<'_>, dst: &mut ViewMut<'_>) -> Result<(), OpError> {
+    let (from, to) = (*src0.layout(), *dst.layout());
+    if from.is_empty() || to.is_empty() {
+        return Ok(());
+    }
+    let rows_line_up = from.row_units() == to.row_units();
+    if rows_line_up && from.has_contiguous_rows() && to.has_contiguous_rows() {
+        copy_rows(src0, dst)
+    } else {
+        copy_units(src0, dst)
+    }
+}
+
+/// Both tensors have rows of the same length stored contiguously: row `k`
+/// of `src0` becomes row `k` of `dst`.
+fn copy_rows(src0: View<'_>, dst: &mut ViewMut<'_>) -> Result<(), OpError> {
+    let (from, to) = (*src0.layout(), *dst.layout());
+    let same_type = from.elem() == to.elem();
+    let row_bytes = from.row_bytes();
+    let mut buffer = vec![0.0f32; if same_type { 0 } else { from.ne()[0] }];
+    let mut target = RowCounter::new(to.ne());
+    for_each_row(from.ne(), |i1, i2, i3| {
+        let source = src0.row(i1, i2, i3)?;
+        let [j1, j2, j3] = target.next();
+        let destination = dst.row_mut(j1, j2, j3)?;
+        if same_type {
+            let (Some(destination), Some(source)) =
+                (destination.get_mut(..row_bytes), source.get(..row_bytes))
+            else {
+                return Err(OpError::Internal { op: "CPY", detail: "row shorter than its size" });
+            };
+            destination.copy_from_slice(source);
+        } else {
+            row_to_f32(from.elem(), source, &mut buffer);
+            row_from_f32(to.elem(), &buffer, destination);
+        }
+        Ok(())
+    })
+}
+
+/// Any strides: unit by unit (elements, or blocks of a same-type copy).
+fn copy_units(src0: View<'_>, dst: &mut ViewMut<'_>) -> Result<(), OpError> {
+    let (from, to) = (*src0.layout(), *dst.layout());
+    let same_type = from.elem() == to.elem();
+    let mut target = UnitCounter::new(to);
+    for_each_row(from.ne(), |i1, i2, i3| {
+        for i0 in 0..from.row_units() {
+            let source = src0.unit([i0, i1, i2, i3])?;
+            let destination = dst.unit_mut(target.next())?;
+            if same_type {
+                destination.copy_from_slice(source);
+            } else {
+                element_from_f32(to.elem(), element_to_f32(from.elem(), source), destination);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Walks the rows `(i1, i2, i3)` of a shape in row-major order.
+struct RowCounter {
+    ne: [usize; MAX_DIMS],
+    next: [usize; 3],
+}
+
+impl RowCounter {
+    fn new(ne: [usize; MAX_DIMS]) -> RowCounter {
+        RowCounter { ne, next: [0; 3] }
+    }
+
+    /// The current row, then steps to the following one (wrapping after the
+    /// last: the caller visits exactly as many rows as there are).
+    fn next(&mut self) -> [usize; 3] {
+        let current = self.next;
+        for (dim, index) in self.next.iter_mut().enumerate() {
+            *index += 1;
+            if *index < self.ne[dim + 1] {
+                break;
+            }
+            *index = 0;
+        }
+        current
+    }
+}
+
+/// Walks the units of a layout in row-major order.
+struct UnitCounter {
+    units: [usize; MAX_DIMS],
+    next: [usize; MAX_DIMS],
+}
+
+impl UnitCounter {
+    fn new(layout: Layout) -> UnitCounter {
+        let mut units = layout.ne();
+        units[0] = layout.row_units();
+        UnitCounter { units, next: [0; MAX_DIMS] }
+    }
+
+    fn next(&mut self) -> [usize; MAX_DIMS] {
+        let current = self.next;
+        for (dim, index) in self.next.iter_mut().enumerate() {
+            *index += 1;
+            if *index < self.units[dim] {
+                break;
+            }
+            *index = 0;
+        }
+        current
+    }
+}

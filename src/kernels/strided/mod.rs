@@ -1,0 +1,75 @@
+//! CPU kernels for the ops a ggml graph sends, on strided 4-D views.
+//!
+//! A tensor is what ggml describes: an element type, `ne[4]` (elements per
+//! dimension, dimension 0 fastest) and `nb[4]` (byte strides), over bytes
+//! the caller has already found inside some buffer. These kernels know
+//! nothing of buffers, tensor ids or the wire: a `Layout` is checked once
+//! (its byte extent computable without overflow), a `View` / `ViewMut`
+//! proves its bytes cover that extent, and from then on every row an op
+//! touches is in bounds.
+//!
+//! Every op comes in two halves, like the rest of `kernels`:
+//! 1. `check_<op>(layouts.., params)`: every rule on types, shapes and
+//!    strides, on layouts alone, so a graph can be validated before any of
+//!    it runs. The rules are those of ggml's op constructors (`ggml_<op>`
+//!    in ggml.c, which compute `dst`'s shape: we receive `dst` from the
+//!    client and verify it) and the `GGML_ASSERT`s of its CPU kernels — a
+//!    graph accepted here is one ggml's CPU backend would compute — plus
+//!    the bounds ggml forgets to check (row ids, mask sizes).
+//! 2. `<op>(views.., dst, params)`: checks again (cheaply) and computes what
+//!    ggml's CPU backend computes (llama.cpp 0c1e570), to its rounding.
+//!
+//! Parameters come from ggml's `op_params` (`OpParams`, 16 `i32`s) through
+//! each op's `*Params::from_op_params`.
+//!
+//! Aliasing: the caller guarantees that `dst`'s bytes do not overlap any
+//! source's (an in-place op's source is copied to scratch first), so ops
+//! take `&[u8]` sources and a `&mut [u8]` destination in safe Rust.
+//!
+//! Work: an op's cost is about `dst.elements()` (times the inner dimension
+//! for MUL_MAT and FLASH_ATTN_EXT); a layout with zero strides can describe
+//! many elements over few bytes, so a caller bounding work should bound
+//! element counts, not bytes. Empty tensors cost nothing however large
+//! their other dimensions.
+
+mod binary;
+mod convert;
+mod copy;
+mod element_type;
+mod error;
+mod flash_attn;
+mod get_rows;
+mod glu;
+mod layout;
+mod mul_mat;
+mod norm;
+mod rope;
+mod rules;
+mod scale;
+mod set_rows;
+mod soft_max;
+mod unary;
+mod view;
+
+#[cfg(test)]
+mod tests;
+
+pub use binary::{BinaryOp, add, binary, check_binary, div, mul, sub};
+pub use copy::{check_cont, check_cpy, check_dup, cont, cpy, dup};
+pub use element_type::ElementType;
+pub use error::OpError;
+pub use flash_attn::{
+    FlashAttnExtraViews, FlashAttnExtras, FlashAttnParams, check_flash_attn_ext, flash_attn_ext,
+};
+pub use get_rows::{check_get_rows, get_rows};
+pub use glu::{GluOp, GluParams, check_glu, glu};
+pub use layout::{Layout, MAX_DIMS};
+pub use mul_mat::{check_mul_mat, mul_mat};
+pub use norm::{NormParams, check_norm, check_rms_norm, norm, rms_norm};
+pub use rope::{RopeMode, RopeParams, check_rope, rope};
+pub use rules::OpParams;
+pub use scale::{ScaleParams, check_scale, scale};
+pub use set_rows::{check_set_rows, set_rows};
+pub use soft_max::{SoftMaxParams, check_soft_max, soft_max};
+pub use unary::{UnaryOp, check_unary, unary};
+pub use view::{View, ViewMut};

@@ -1,0 +1,156 @@
+use half::f16;
+
+use super::{BF16, F16, F32, Tensor, assert_close, round_to};
+use crate::kernels::strided::{ElementType, GluOp, GluParams, OpError, check_glu, glu};
+
+fn params(op: i32, swapped: bool) -> GluParams {
+    let mut raw = [0i32; 16];
+    raw[0] = op;
+    raw[1] = i32::from(swapped);
+    GluParams::from_op_params(&raw).unwrap()
+}
+
+/// f(x) · g from the definitions, in f64, rounded to `elem`.
+fn reference(op: GluOp, elem: ElementType, x: f32, g: f32) -> f32 {
+    let (x, g) = (f64::from(x), f64::from(g));
+    let f = match op {
+        GluOp::Reglu => x.max(0.0),
+        GluOp::Geglu => {
+            0.5 * x
+                * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
+        }
+        GluOp::Swiglu => x / (1.0 + (-x).exp()),
+    };
+    round_to(elem, (f * g) as f32)
+}
+
+fn fused_reference(src0: &Tensor, op: GluOp, swapped: bool) -> Vec<f32> {
+    let [ne0, ne1, ne2, ne3] = src0.layout.ne();
+    let nc = ne0 / 2;
+    let mut out = Vec::new();
+    for i3 in 0..ne3 {
+        for i2 in 0..ne2 {
+            for i1 in 0..ne1 {
+                for i0 in 0..nc {
+                    let (a, b) = (src0.get([i0, i1, i2, i3]), src0.get([i0 + nc, i1, i2, i3]));
+                    let (x, g) = if swapped { (b, a) } else { (a, b) };
+                    out.push(reference(op, src0.layout.elem(), x, g));
+                }
+            }
+        }
+    }
+    out
+}
+
+const OPS: [(i32, GluOp); 3] = [(0, GluOp::Reglu), (1, GluOp::Geglu), (2, GluOp::Swiglu)];
+
+#[test]
+fn fused_rows_gate_their_first_half_with_the_second() {
+    for (code, op) in OPS {
+        for swapped in [false, true] {
+            let src0 = Tensor::random(F32, [128, 2, 2, 2], 1, 3.0);
+            let mut dst = Tensor::poisoned(F32, [64, 2, 2, 2]);
+            glu(src0.view(), None, &mut dst.view_mut(), params(code, swapped)).unwrap();
+            // GEGLU goes through the f16 GELU table.
+            let tolerance = if op == GluOp::Geglu { 2e-3 } else { 1e-5 };
+            assert_close(&dst.values(), &fused_reference(&src0, op, swapped), tolerance);
+        }
+    }
+}
+
+#[test]
+fn split_form_gates_src0_with_src1() {
+    for (code, op) in OPS {
+        let x = Tensor::random(F32, [16, 3, 1, 1], 2, 3.0);
+        let g = Tensor::random(F32, [16, 3, 1, 1], 3, 3.0);
+        let mut dst = Tensor::poisoned(F32, [16, 3, 1, 1]);
+        glu(x.view(), Some(g.view()), &mut dst.view_mut(), params(code, false)).unwrap();
+        let expected: Vec<f32> =
+            x.values().iter().zip(g.values()).map(|(&a, b)| reference(op, F32, a, b)).collect();
+        let tolerance = if op == GluOp::Geglu { 2e-3 } else { 1e-5 };
+        assert_close(&dst.values(), &expected, tolerance);
+    }
+}
+
+#[test]
+fn reads_views_with_padded_rows() {
+    // test-backend-ops' "v": ne0 × 3 in memory.
+    let x = Tensor::random(F32, [48, 2, 2, 1], 4, 3.0).sub_view([16, 2, 2, 1]);
+    let g = Tensor::random(F32, [48, 2, 2, 1], 5, 3.0).sub_view([16, 2, 2, 1]);
+    let mut dst = Tensor::poisoned(F32, [16, 2, 2, 1]);
+    glu(x.view(), Some(g.view()), &mut dst.view_mut(), params(2, false)).unwrap();
+    let expected: Vec<f32> = x
+        .values()
+        .iter()
+        .zip(g.values())
+        .map(|(&a, b)| reference(GluOp::Swiglu, F32, a, b))
+        .collect();
+    assert_close(&dst.values(), &expected, 1e-5);
+}
+
+#[test]
+fn half_types_round_once() {
+    for elem in [F16, BF16] {
+        let src0 = Tensor::random(elem, [32, 3, 1, 1], 6, 3.0);
+        let mut dst = Tensor::poisoned(elem, [16, 3, 1, 1]);
+        glu(src0.view(), None, &mut dst.view_mut(), params(2, false)).unwrap();
+        let ulp = if elem == F16 { 1e-3 } else { 8e-3 };
+        assert_close(&dst.values(), &fused_reference(&src0, GluOp::Swiglu, false), ulp);
+    }
+}
+
+#[test]
+fn f32_geglu_below_minus_ten_is_zero_even_for_an_infinite_gate() {
+    let x = Tensor::new(F32, [2, 1, 1, 1], &[-12.0, 11.0]);
+    let g = Tensor::new(F32, [2, 1, 1, 1], &[f32::INFINITY, 2.0]);
+    let mut dst = Tensor::poisoned(F32, [2, 1, 1, 1]);
+    glu(x.view(), Some(g.view()), &mut dst.view_mut(), params(1, false)).unwrap();
+    assert_eq!(dst.values(), [0.0, 22.0]);
+}
+
+#[test]
+fn f16_geglu_multiplies_the_tabled_gelu() {
+    let x = Tensor::new(F16, [1, 1, 1, 1], &[0.7]);
+    let g = Tensor::new(F16, [1, 1, 1, 1], &[1.3]);
+    let mut dst = Tensor::poisoned(F16, [1, 1, 1, 1]);
+    glu(x.view(), Some(g.view()), &mut dst.view_mut(), params(1, false)).unwrap();
+    let xv = x.values()[0];
+    let gelu = 0.5 * xv * (1.0 + (0.797_884_6 * xv * (1.0 + 0.044715 * xv * xv)).tanh());
+    let tabled = f16::from_f32(gelu).to_f32();
+    assert_eq!(dst.values()[0], round_to(F16, tabled * g.values()[0]));
+}
+
+#[test]
+fn rejects_glu_ops_not_implemented() {
+    let mut raw = [0i32; 16];
+    raw[0] = 3;
+    let err = GluParams::from_op_params(&raw).unwrap_err();
+    assert_eq!(err.to_string(), "GLU: op 3 is not supported (REGLU 0, GEGLU 1 and SWIGLU 2 are)");
+}
+
+#[test]
+fn rejects_a_fused_dst_that_is_not_half_as_wide() {
+    let src0 = Tensor::random(F32, [8, 2, 1, 1], 7, 1.0);
+    let dst = Tensor::poisoned(F32, [8, 2, 1, 1]);
+    let err = check_glu(&src0.layout, None, &dst.layout).unwrap_err();
+    assert_eq!(err.to_string(), "GLU: dst has ne [8, 2, 1, 1], expected [4, 2, 1, 1]");
+}
+
+#[test]
+fn rejects_split_operands_of_different_shape_or_type() {
+    let x = Tensor::random(F32, [8, 2, 1, 1], 8, 1.0);
+    let narrow = Tensor::random(F32, [4, 2, 1, 1], 9, 1.0);
+    let err = check_glu(&x.layout, Some(&narrow.layout), &x.layout).unwrap_err();
+    assert!(matches!(err, OpError::ShapeMismatch { operand: "src1", .. }), "{err}");
+    let half = Tensor::random(F16, [8, 2, 1, 1], 10, 1.0);
+    let err = check_glu(&x.layout, Some(&half.layout), &x.layout).unwrap_err();
+    assert!(matches!(err, OpError::TypeMismatch { operand: "src1", .. }), "{err}");
+}
+
+#[test]
+fn rejects_a_permuted_source() {
+    let src0 = Tensor::random(F32, [4, 3, 2, 1], 11, 1.0).permute([0, 2, 1, 3]);
+    let dst = Tensor::poisoned(F32, [2, 2, 3, 1]);
+    let err = check_glu(&src0.layout, None, &dst.layout).unwrap_err();
+    assert!(matches!(err, OpError::StrideRule { operand: "src0", .. }), "{err}");
+}
