@@ -1,20 +1,26 @@
 //! One port, several protocols: a new connection's first byte says which it speaks. TVM's
 //! handshake begins with its magic (`0x71` first, little-endian); ggml-RPC begins with its
 //! HELLO command (`0x0e`). Until that byte arrives the connection is [`Unidentified`]; then
-//! it becomes that protocol's connection, the byte still in its input.
+//! it becomes that protocol's connection, the byte still in its input. Any other byte closes
+//! the connection.
 
 use std::time::Instant;
 
 use super::CloseReason;
 use super::clock::ConnectionClock;
 use super::connection::{Admission, Connection, ConnectionReport, JobDone, Progress};
+use super::ggml_connection::GgmlConnection;
 use super::tvm_connection::{ConnectionConfig, TvmConnection};
 use crate::endpoint::EndpointCore;
+use crate::endpoint::ggml::codec::Command;
 use crate::endpoint::tvm::codec::handshake::RPC_MAGIC;
 use crate::session::SessionStats;
 
 /// The first byte of every TVM RPC connection: the low byte of its magic.
 pub const TVM_FIRST_BYTE: u8 = RPC_MAGIC.to_le_bytes()[0];
+
+/// The first byte of every ggml-RPC connection: HELLO's command number.
+pub const GGML_FIRST_BYTE: u8 = Command::Hello as u8;
 
 /// A connection whose first byte has not arrived yet.
 pub struct Unidentified {
@@ -32,6 +38,7 @@ pub struct Unidentified {
 pub enum ServedConnection {
     Unidentified(Box<Unidentified>),
     Tvm(Box<TvmConnection>),
+    Ggml(Box<GgmlConnection>),
 }
 
 impl ServedConnection {
@@ -54,6 +61,7 @@ impl ServedConnection {
         match self {
             ServedConnection::Unidentified(c) => c.as_ref(),
             ServedConnection::Tvm(c) => c.as_ref(),
+            ServedConnection::Ggml(c) => c.as_ref(),
         }
     }
 
@@ -61,6 +69,7 @@ impl ServedConnection {
         match self {
             ServedConnection::Unidentified(c) => c.as_mut(),
             ServedConnection::Tvm(c) => c.as_mut(),
+            ServedConnection::Ggml(c) => c.as_mut(),
         }
     }
 
@@ -79,6 +88,13 @@ impl ServedConnection {
                 let mut tvm = TvmConnection::with_core(core, config, clock);
                 tvm.set_admission(&unidentified.admission());
                 *self = ServedConnection::Tvm(Box::new(tvm));
+            }
+            GGML_FIRST_BYTE => {
+                let core = std::mem::take(&mut unidentified.core);
+                let clock = unidentified.clock.clone();
+                let mut ggml = GgmlConnection::with_core(core, &unidentified.config, clock);
+                ggml.set_admission(&unidentified.admission());
+                *self = ServedConnection::Ggml(Box::new(ggml));
             }
             byte => {
                 unidentified.close_reason = Some(CloseReason::UnknownProtocol(byte));

@@ -104,7 +104,7 @@ impl fmt::Display for CloseReason {
             CloseReason::UnknownProtocol(byte) => write!(
                 f,
                 "first byte {byte:#04x} begins no protocol this server speaks (TVM RPC's \
-                 magic begins 0x71)"
+                 magic begins 0x71, ggml-RPC's HELLO 0x0e)"
             ),
             CloseReason::InternalError => write!(f, "internal error"),
             CloseReason::ServerShuttingDown => write!(f, "server shutting down"),

@@ -12,6 +12,7 @@ mod connection;
 mod constructor;
 mod detect;
 mod error;
+mod ggml_connection;
 pub mod memory_tuning;
 mod tracker_link;
 mod tvm_connection;
@@ -23,10 +24,11 @@ pub use connection::{Admission, Connection, ConnectionReport, Job, JobDone, Prog
 pub use constructor::{
     DEFAULT_MAX_RELAYS, RPC_CONNECT, RelayLimits, RelayPermit, RelayTarget, SessionPlan,
 };
-pub use detect::{ServedConnection, TVM_FIRST_BYTE};
+pub use detect::{GGML_FIRST_BYTE, ServedConnection, TVM_FIRST_BYTE};
 pub use error::{CloseReason, ServerError, TrackerLinkError};
+pub use ggml_connection::GgmlConnection;
 pub use tracker_link::TrackerConfig;
-pub use tvm_connection::{ConnectionConfig, TvmConnection};
+pub use tvm_connection::{ConnectionConfig, GgmlConfig, TvmConnection};
 
 use tracker_link::TrackerLink;
 

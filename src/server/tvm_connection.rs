@@ -10,8 +10,10 @@ use super::connection::{Admission, Connection, ConnectionReport, Job, JobDone, P
 use super::constructor::{RelayLimits, RelayPermit, SessionPlan};
 use super::{CloseReason, ServerError};
 use crate::endpoint::EndpointCore;
+use crate::endpoint::ggml::GgmlEndpointConfig;
 use crate::endpoint::tvm::codec::{ClientKey, HandshakeStatus, PROTOCOL_VERSION, Packet, Value};
 use crate::endpoint::tvm::{EndpointConfig, ServerEndpoint, ServerEvent};
+use crate::session::ggml::{GgmlSessionConfig, TensorCache};
 use crate::session::serve::{self, Outcome};
 use crate::session::{
     FunctionRegistry, LocalSession, Placement, Session, SessionConfig, SessionStats, Work,
@@ -30,6 +32,30 @@ pub struct ConnectionConfig {
     /// Bounds on `rpc.Connect` relays, shared by all connections of a server.
     pub relay: RelayLimits,
     pub timeouts: Timeouts,
+    /// What ggml-RPC connections of the server share.
+    pub ggml: GgmlConfig,
+}
+
+/// Settings of ggml-RPC connections beyond those they share with TVM's (memory limit,
+/// server-wide figures, GEMM backend, timeouts).
+#[derive(Debug, Clone, Default)]
+pub struct GgmlConfig {
+    pub endpoint: GgmlEndpointConfig,
+    /// The tensor cache of `--cache`.
+    pub cache: Option<Arc<TensorCache>>,
+}
+
+impl ConnectionConfig {
+    /// The settings of a ggml-RPC session of this server.
+    pub fn ggml_session(&self) -> GgmlSessionConfig {
+        GgmlSessionConfig {
+            memory_limit: self.session.memory_limit,
+            max_buffers: self.session.max_handles,
+            usage: Arc::clone(&self.session.usage),
+            gemm_backend: self.session.gemm_backend,
+            cache: self.ggml.cache.clone(),
+        }
+    }
 }
 
 impl Default for ConnectionConfig {
@@ -42,6 +68,7 @@ impl Default for ConnectionConfig {
             registry: Arc::new(FunctionRegistry::with_builtins()),
             relay: RelayLimits::default(),
             timeouts: Timeouts::default(),
+            ggml: GgmlConfig::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::fs;
 
 use super::SessionError;
+use super::device::machine_memory;
 use super::local::check_device;
 use crate::endpoint::tvm::codec::{Device, DeviceAttrKind as Kind, Value};
 
@@ -18,8 +19,8 @@ pub fn get(device: Device, attr: Kind) -> Result<Value, SessionError> {
         Kind::MULTI_PROCESSOR_COUNT => {
             std::thread::available_parallelism().ok().map(|n| Value::Int(n.get() as i64))
         }
-        Kind::TOTAL_GLOBAL_MEMORY => meminfo_bytes("MemTotal:").map(Value::Int),
-        Kind::AVAILABLE_GLOBAL_MEMORY => meminfo_bytes("MemAvailable:").map(Value::Int),
+        Kind::TOTAL_GLOBAL_MEMORY => machine_memory::total().map(signed).map(Value::Int),
+        Kind::AVAILABLE_GLOBAL_MEMORY => machine_memory::available().map(signed).map(Value::Int),
         _ => None,
     };
     Ok(value.unwrap_or(Value::None))
@@ -48,11 +49,8 @@ fn max_clock_khz() -> Option<i64> {
     })
 }
 
-fn meminfo_bytes(field: &str) -> Option<i64> {
-    let text = fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with(field))?;
-    let kib: i64 = line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
-    kib.checked_mul(1024)
+fn signed(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod device;
 mod device_attr;
 mod error;
 mod ffi_functions;
+pub mod ggml;
 mod handles;
 mod local;
 pub mod objects;

@@ -6,6 +6,7 @@
 //! ggml's sessions are adapters over it; nothing here knows a wire type.
 
 mod buffers;
+pub mod machine_memory;
 mod memory;
 mod usage;
 
