@@ -2,6 +2,7 @@
 //! small client for calling, inspecting and finding servers.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,14 +14,20 @@ use tensor_rpc::client::{Arg, Client, TrackerClient};
 use tensor_rpc::endpoint::EndpointConfig;
 use tensor_rpc::endpoint::tvm::codec::{DeviceAttrKind, Value};
 use tensor_rpc::kernels::GemmBackend;
-use tensor_rpc::server::{ConnectionConfig, Server, ServerConfig, Timeouts, TrackerConfig};
+use tensor_rpc::server::{
+    ConnectionConfig, GgmlConfig, Server, ServerConfig, Timeouts, TrackerConfig,
+};
+use tensor_rpc::session::ggml::TensorCache;
 use tensor_rpc::session::{FunctionRegistry, SessionConfig};
 
-const ABOUT: &str = "Remote tensor compute over Apache TVM's RPC protocol (TVM 0.27, \"0.8.0\").
+const ABOUT: &str = "Remote tensor compute over Apache TVM's RPC protocol (TVM 0.27, \"0.8.0\")
+and llama.cpp's ggml-RPC (7.0.0), both on one port.
 
 Where you ran `python -m tvm.exec.rpc_server`, run `tensor-rpc server`: TVM's client
 (`rpc.connect`, `rpc.connect_tracker(..).request(key)`) and tracker
-(`python -m tvm.exec.rpc_tracker`) work with it unchanged.";
+(`python -m tvm.exec.rpc_tracker`) work with it unchanged. Where you ran ggml's
+`rpc-server`, run `tensor-rpc server -H HOST -p PORT`: `llama-cli --rpc HOST:PORT` puts a
+model's layers on it.";
 
 #[derive(Parser)]
 #[command(version, about = ABOUT)]
@@ -46,12 +53,24 @@ enum Command {
 
 #[derive(Args)]
 struct ServerArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0")]
+    /// Address to listen on (ggml rpc-server's -H/--host).
+    #[arg(short = 'H', long, default_value = "0.0.0.0")]
     host: String,
     /// Port to listen on (0 picks a free one; the log says which).
-    #[arg(long, default_value_t = 9090)]
+    #[arg(short, long, default_value_t = 9090)]
     port: u16,
+    /// Threads the kernels compute on (ggml rpc-server's -t/--threads; default: one per
+    /// core).
+    #[arg(short, long)]
+    threads: Option<usize>,
+    /// Keep weights llama.cpp clients upload in DIR and skip their upload next time (ggml
+    /// rpc-server's -c/--cache; DIR defaults to its directory, $LLAMA_CACHE or
+    /// ~/.cache/llama.cpp, plus rpc/).
+    #[arg(short, long, value_name = "DIR", num_args = 0..=1, default_missing_value = "")]
+    cache: Option<String>,
+    /// Most bytes the cache directory may hold; least recently used weights go first.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "20G")]
+    cache_max: u64,
     /// Device key (TVM's `--key`). Without a tracker clients must present it
     /// (`rpc.connect(host, port, key=KEY)`); with one, clients ask the tracker for it.
     #[arg(long, default_value = "")]
@@ -208,9 +227,40 @@ fn seconds(value: f64, flag: &str) -> Result<Option<Duration>> {
     Ok((value > 0.0).then(|| Duration::from_secs_f64(value)))
 }
 
+/// ggml rpc-server's cache directory: `$LLAMA_CACHE`, else `$XDG_CACHE_HOME/llama.cpp`,
+/// else `~/.cache/llama.cpp`; then `rpc/`.
+fn default_cache_dir() -> Option<PathBuf> {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let base = env("LLAMA_CACHE").or_else(|| {
+        env("XDG_CACHE_HOME")
+            .or_else(|| env("HOME").map(|home| home.join(".cache")))
+            .map(|cache| cache.join("llama.cpp"))
+    })?;
+    Some(base.join("rpc"))
+}
+
+fn open_cache(args: &ServerArgs) -> Result<Option<Arc<TensorCache>>> {
+    let Some(dir) = &args.cache else { return Ok(None) };
+    let dir = match dir.as_str() {
+        "" => default_cache_dir().context("no cache directory: set --cache DIR or $HOME")?,
+        dir => PathBuf::from(dir),
+    };
+    let cache = TensorCache::open(&dir, args.cache_max)
+        .with_context(|| format!("cannot use cache directory {}", dir.display()))?;
+    log::info!("tensor cache in {} (at most {} bytes)", dir.display(), args.cache_max);
+    Ok(Some(Arc::new(cache)))
+}
+
 fn serve(args: ServerArgs) -> Result<()> {
     // Large buffers on mmap, so a closed session's memory goes back to the system.
     tensor_rpc::server::memory_tuning::release_freed_memory_promptly();
+    if let Some(threads) = args.threads {
+        if threads == 0 {
+            bail!("--threads must be at least 1");
+        }
+        tensor_rpc::kernels::set_compute_threads(threads);
+    }
+    let cache = open_cache(&args)?;
     let addr = resolve(&args.host, args.port)?;
     let memory_limit = match args.memory_limit {
         Some(0) => None,
@@ -236,6 +286,7 @@ fn serve(args: ServerArgs) -> Result<()> {
         session,
         registry: Arc::new(FunctionRegistry::with_builtins()),
         timeouts,
+        ggml: GgmlConfig { cache, ..GgmlConfig::default() },
         ..ConnectionConfig::default()
     };
     let tracker = args.tracker.map(|addr| TrackerConfig {
@@ -247,7 +298,7 @@ fn serve(args: ServerArgs) -> Result<()> {
     let defaults = ServerConfig::new(addr);
     let config = ServerConfig {
         connection,
-        workers: args.workers.unwrap_or(defaults.workers).max(1),
+        workers: args.workers.or(args.threads).unwrap_or(defaults.workers).max(1),
         max_sessions: args.max_sessions,
         max_handshaking: args.max_handshaking.max(1),
         busy_poll: Duration::from_micros(args.busy_poll_us),

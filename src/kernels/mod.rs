@@ -48,6 +48,7 @@ pub use elementwise::{BinaryOp, add, binary, div, infer_binary, maximum, mul, su
 pub use error::KernelError;
 pub use fill::{fill, infer_fill};
 pub use gemm::GemmBackend;
+pub use gemm::pool::set_thread_count as set_compute_threads;
 pub use matmul::{MatmulOptions, infer_matmul, matmul, matmul_with_backend};
 pub use reduce::{ReduceOp, ReduceOptions, infer_reduce, max, mean, reduce, sum};
 pub use softmax::{infer_softmax, softmax};

@@ -28,6 +28,7 @@
 //! each), and back to back from 118–124 to 126–130.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
@@ -49,13 +50,17 @@ const MIN_BAND_ROWS: usize = 16;
 fn pool() -> Option<&'static rayon::ThreadPool> {
     static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     POOL.get_or_init(|| {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = match CONFIGURED_THREADS.load(Ordering::SeqCst) {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
         let mut builder = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("gemm-{i}"));
         if let Some(cores) = core_per_thread(threads, core_affinity::get_core_ids()) {
             builder = builder.start_handler(move |i| pin_to(cores.get(i).copied(), i));
         }
+        POOL_STARTED.store(1, Ordering::SeqCst);
         builder
             .build()
             .map_err(|err| log::warn!("GEMM runs single-threaded: no thread pool ({err})"))
@@ -84,6 +89,20 @@ fn pin_to(core: Option<core_affinity::CoreId>, index: usize) {
         log::debug!("GEMM thread {index} could not be pinned to core {core:?}; it runs unpinned");
     }
 }
+
+/// The pool's size as set before it started (0: one thread per core).
+static CONFIGURED_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets how many threads the compute pool will have (ggml's `-t/--threads`); must be
+/// called before the pool's first use, after which the size is fixed. Returns whether it
+/// took effect.
+pub fn set_thread_count(threads: usize) -> bool {
+    CONFIGURED_THREADS.store(threads.max(1), Ordering::SeqCst);
+    POOL_STARTED.load(Ordering::SeqCst) == 0
+}
+
+/// Set once the pool has been built.
+static POOL_STARTED: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs `work` on the GEMM pool's threads (or on this thread if there is no
 /// pool), so that code parallelised with rayon inside it uses that pool.
