@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod ggml;
 pub mod profile;
 pub mod proxy;
 pub mod raw;
