@@ -6,7 +6,8 @@
 #                          q4_k_m q5_k_m q6_k iq4_nl iq4_xs bf16. Width 256 and ff 512 are multiples
 #                          of 256, the K-quant and IQ4_XS block, so no tensor falls back to another type.
 #   narrow-f32, narrow-f16 2 layers, width 64, 2 heads, 1 kv head, ff 128: small enough that a
-#                          whole session's ggml-RPC traffic (tests/traces/ggml7-*.trace) stays small
+#   narrow-q8_0            whole session's ggml-RPC traffic (tests/traces/ggml7-*.trace) stays small
+#                          (64 is a multiple of the 32-wide q8_0 block, not of the K-quants' 256)
 #
 # Every model is written to a temporary name and renamed, so an interrupted run leaves nothing
 # that looks finished. Needs scripts/llama-ref.sh (run first, from here). Prints the models dir
@@ -56,8 +57,9 @@ make narrow f32 "${narrow[@]}"
 make narrow f16 "${narrow[@]}"
 failed=""
 for type in Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_M Q4_K_M Q5_K_M Q6_K IQ4_NL IQ4_XS BF16; do
-  quantize tiny "$type" || failed="$failed $type"
+  quantize tiny "$type" || failed="$failed tiny:$type"
 done
+quantize narrow Q8_0 || failed="$failed narrow:Q8_0"
 if [ -n "$failed" ]; then
   log "quantization failed for:$failed"
   exit 1
