@@ -7,7 +7,8 @@
 # One test-backend-ops run per OP (each timed on its own; a crash ends only that run), or one run
 # of every op when none is given. OP is a test-backend-ops -o filter: an op name as ggml_op_desc
 # spells it (ADD, MUL_MAT, SWIGLU, SILU, ...), a regex, or a full case string; GLU stands for all
-# the GLU variants and UNARY for all the unary ops. Writes a JSON summary (per op: passed,
+# the GLU variants and UNARY for all the unary ops. OP@REGEX also filters the cases by their
+# parameters (test-backend-ops -p REGEX), e.g. 'MUL_MAT@type_a=f(32|16)'. Writes a JSON summary (per op: passed,
 # failed, not supported, skipped, and the failing case lines; per run: time, exit code) to
 # stdout or FILE; the console logs go to DIR (default: a temporary dir, removed afterwards).
 # Exits 1 if any case failed or any run died.
@@ -47,10 +48,14 @@ expand() {
 runs=()
 failed=0
 run_one() {  # run_one LABEL [FILTER]
-  local label=$1 log=$logs/$1.log started status
+  local label=$1 log started status
+  log=$logs/$(printf %s "$1" | tr -c "A-Za-z0-9_.-" "_").log
   shift
   local args=(test -b RPC0)
-  if [ $# -gt 0 ]; then args+=(-o "$(expand "$1")"); fi
+  if [ $# -gt 0 ]; then
+    args+=(-o "$(expand "${1%%@*}")")
+    case $1 in *@*) args+=(-p "${1#*@}") ;; esac
+  fi
   echo "test-backend-ops: $label against $server" >&2
   started=$(date +%s%N)
   status=0

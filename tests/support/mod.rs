@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod ggml;
+pub mod llama;
 pub mod profile;
 pub mod proxy;
 pub mod raw;

@@ -41,7 +41,7 @@ pub fn free_port() -> u16 {
 
 /// A server child process, killed when dropped (with every process it started).
 pub struct ServerProcess {
-    child: Child,
+    pub(crate) child: Child,
     pub port: u16,
     pub log: PathBuf,
     pub name: String,
@@ -83,7 +83,7 @@ impl Drop for ServerProcess {
     }
 }
 
-fn spawn_logged(mut cmd: Command, name: &str) -> (Child, PathBuf) {
+pub fn spawn_logged(mut cmd: Command, name: &str) -> (Child, PathBuf) {
     use std::os::unix::process::CommandExt;
     let log = scratch_dir().join(format!("{name}-{}.log", free_port()));
     let file = File::create(&log).unwrap();
