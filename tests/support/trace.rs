@@ -12,6 +12,11 @@ impl Trace {
     pub fn load(name: &str) -> Trace {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/traces").join(name);
         let data = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Trace::parse(&data)
+    }
+
+    /// The two streams of `data`, a sequence of records.
+    pub fn parse(data: &[u8]) -> Trace {
         let mut trace = Trace { client: Vec::new(), server: Vec::new() };
         let mut i = 0;
         while i < data.len() {
