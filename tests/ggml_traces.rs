@@ -242,8 +242,14 @@ fn f32s(bytes: &[u8]) -> Vec<f32> {
 }
 
 /// Replays one recorded connection against a connection of ours; returns how many logits
-/// replies were compared.
-fn replay_session(name: &str, index: usize, recorded: &Recorded) -> usize {
+/// replies were compared. `sent` collects the bytes sent to ours (the handles and addresses
+/// ours gives in place of ggml's).
+fn replay_session(
+    name: &str,
+    index: usize,
+    recorded: &Recorded,
+    sent_bytes: &mut Vec<u8>,
+) -> usize {
     let config = ConnectionConfig::default();
     let clock = ConnectionClock::new(config.timeouts, Instant::now());
     let mut ours = GgmlConnection::with_core(Default::default(), &config, clock);
@@ -261,6 +267,7 @@ fn replay_session(name: &str, index: usize, recorded: &Recorded) -> usize {
                 header.encode_request(data, &mut bytes);
             }
         }
+        sent_bytes.extend_from_slice(&bytes);
         let mine = answer(&mut ours, &bytes, command);
         match (theirs, mine) {
             (None, None) => {}
@@ -315,8 +322,26 @@ fn recorded_sessions_get_the_replies_ggmls_server_gave() {
     for name in TRACES {
         let mut compared = 0;
         for (i, connection) in connections(name).iter().enumerate() {
-            compared += replay_session(name, i, connection);
+            compared += replay_session(name, i, connection, &mut Vec::new());
         }
         assert!(compared >= 8, "{name}: every token's logits compared, {compared} were");
+    }
+}
+
+/// Writes the seeds of the `ggml_stream` fuzz target: each recorded session's longest
+/// connection as our server sees it, after its HELLO.
+#[test]
+#[ignore = "writes fuzz seeds; run by hand"]
+fn write_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/ggml_stream");
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in TRACES {
+        let all = connections(name);
+        let (i, longest) = all.iter().enumerate().max_by_key(|(_, c)| c.client.len()).unwrap();
+        let mut sent = Vec::new();
+        replay_session(name, i, longest, &mut sent);
+        // The first command is HELLO, which the fuzz target sends itself.
+        let hello = tensor_rpc::endpoint::ggml::codec::REQUEST_HEADER_LEN + 24;
+        std::fs::write(dir.join(name), &sent[hello..]).unwrap();
     }
 }
