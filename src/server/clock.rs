@@ -77,7 +77,11 @@ impl ConnectionClock {
     /// Notes whether bytes moved through `core` since the last look: if they did, the
     /// connection was active `now`.
     pub fn observe(&mut self, core: &EndpointCore, now: Instant) {
-        let seen = core.bytes_in() + core.bytes_out();
+        self.observe_bytes(core.bytes_in() + core.bytes_out(), now);
+    }
+
+    /// [`ConnectionClock::observe`] from the connection's byte count (bytes in plus out).
+    pub fn observe_bytes(&mut self, seen: u64, now: Instant) {
         if seen != self.bytes_seen {
             self.bytes_seen = seen;
             self.last_active = self.last_active.max(now);

@@ -9,6 +9,7 @@ use std::any::Any;
 use std::time::Instant;
 
 use super::CloseReason;
+pub use super::lifecycle::Lifecycle;
 use crate::endpoint::EndpointCore;
 use crate::session::{Placement, SessionStats};
 
@@ -36,32 +37,49 @@ pub trait Connection: Send {
     /// Hands back a finished job.
     fn complete(&mut self, done: JobDone, now: Instant);
 
-    /// When the connection next needs [`Connection::handle_timeout`].
-    fn poll_timeout(&self) -> Option<Instant>;
-
-    /// Acts on timers that have fired by `now` (a timed-out connection finishes at once).
-    fn handle_timeout(&mut self, now: Instant);
-
     /// Whether the connection is over: close it now.
     fn is_finished(&self) -> bool;
-
-    /// Why the connection ended, if it ended of its own accord (protocol error, timer).
-    fn take_close_reason(&mut self) -> Option<CloseReason>;
 
     /// Whether the handshake is over (accepted, refused or rejected).
     fn handshake_done(&self) -> bool;
 
-    /// Whether the client was admitted to a session: the server counts it as one.
-    fn admitted(&self) -> bool;
-
-    /// Whether a job of this connection runs off the loop.
-    fn job_running(&self) -> bool;
-
-    /// When bytes last moved, as far as the connection has observed.
-    fn last_active(&self) -> Instant;
-
     /// What the connection did, for the log line when it closes.
     fn report(&self) -> ConnectionReport;
+
+    /// Its timers, admission, job and end, alike in every protocol.
+    fn lifecycle(&self) -> &Lifecycle;
+    fn lifecycle_mut(&mut self) -> &mut Lifecycle;
+
+    /// When the connection next needs [`Connection::handle_timeout`].
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.lifecycle().poll_timeout()
+    }
+
+    /// Acts on timers that have fired by `now` (a timed-out connection finishes at once).
+    fn handle_timeout(&mut self, now: Instant) {
+        let bytes = self.core().bytes_in() + self.core().bytes_out();
+        self.lifecycle_mut().handle_timeout(bytes, now);
+    }
+
+    /// Why the connection ended, if it ended of its own accord (protocol error, timer).
+    fn take_close_reason(&mut self) -> Option<CloseReason> {
+        self.lifecycle_mut().take_close_reason()
+    }
+
+    /// Whether the client was admitted to a session: the server counts it as one.
+    fn admitted(&self) -> bool {
+        self.lifecycle().admitted()
+    }
+
+    /// Whether a job of this connection runs off the loop.
+    fn job_running(&self) -> bool {
+        self.lifecycle().job_running()
+    }
+
+    /// When bytes last moved, as far as the connection has observed.
+    fn last_active(&self) -> Instant {
+        self.lifecycle().clock().last_active()
+    }
 }
 
 /// Who may have a session now.

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::CloseReason;
 use super::clock::ConnectionClock;
-use super::connection::{Admission, Connection, ConnectionReport, JobDone, Progress};
+use super::connection::{Admission, Connection, ConnectionReport, JobDone, Lifecycle, Progress};
 use super::ggml_connection::GgmlConnection;
 use super::tvm_connection::{ConnectionConfig, TvmConnection};
 use crate::endpoint::EndpointCore;
@@ -25,13 +25,11 @@ pub const GGML_FIRST_BYTE: u8 = Command::Hello as u8;
 /// A connection whose first byte has not arrived yet.
 pub struct Unidentified {
     core: EndpointCore,
-    clock: ConnectionClock,
+    life: Lifecycle,
     config: ConnectionConfig,
     /// The admission the server set last, handed to the protocol's connection.
     match_key: Option<String>,
     refusal: Option<String>,
-    close_reason: Option<CloseReason>,
-    finished: bool,
 }
 
 /// A served connection of any protocol.
@@ -48,12 +46,10 @@ impl ServedConnection {
         let clock = ConnectionClock::new(config.timeouts, now);
         ServedConnection::Unidentified(Box::new(Unidentified {
             core,
-            clock,
+            life: Lifecycle::new(clock),
             match_key: Some(config.match_key.clone()),
             refusal: None,
             config,
-            close_reason: None,
-            finished: false,
         }))
     }
 
@@ -77,29 +73,26 @@ impl ServedConnection {
     fn identify(&mut self) {
         let ServedConnection::Unidentified(unidentified) = self else { return };
         let mut first = [0u8; 1];
-        if unidentified.finished || !unidentified.core.input().peek(&mut first) {
+        if unidentified.life.aborted() || !unidentified.core.input().peek(&mut first) {
             return;
         }
         match first[0] {
             TVM_FIRST_BYTE => {
                 let core = std::mem::take(&mut unidentified.core);
                 let config = unidentified.config.clone();
-                let clock = unidentified.clock.clone();
+                let clock = unidentified.life.clock().clone();
                 let mut tvm = TvmConnection::with_core(core, config, clock);
                 tvm.set_admission(&unidentified.admission());
                 *self = ServedConnection::Tvm(Box::new(tvm));
             }
             GGML_FIRST_BYTE => {
                 let core = std::mem::take(&mut unidentified.core);
-                let clock = unidentified.clock.clone();
+                let clock = unidentified.life.clock().clone();
                 let mut ggml = GgmlConnection::with_core(core, &unidentified.config, clock);
                 ggml.set_admission(&unidentified.admission());
                 *self = ServedConnection::Ggml(Box::new(ggml));
             }
-            byte => {
-                unidentified.close_reason = Some(CloseReason::UnknownProtocol(byte));
-                unidentified.finished = true;
-            }
+            byte => unidentified.life.abort(CloseReason::UnknownProtocol(byte)),
         }
     }
 }
@@ -120,7 +113,7 @@ impl Connection for Unidentified {
     }
 
     fn wants_read(&self) -> bool {
-        !self.finished && self.core.input().is_empty()
+        !self.life.aborted() && self.core.input().is_empty()
     }
 
     fn set_admission(&mut self, admission: &Admission<'_>) {
@@ -129,7 +122,7 @@ impl Connection for Unidentified {
     }
 
     fn process(&mut self, now: Instant) -> Progress {
-        self.clock.observe(&self.core, now);
+        self.life.observe(self.core.bytes_in() + self.core.bytes_out(), now);
         Progress::Idle
     }
 
@@ -137,48 +130,29 @@ impl Connection for Unidentified {
         log::error!("a connection of no protocol yet was handed a job");
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.clock.next_timer(false).map(|(due, _)| due)
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        if let Some(timer) = self.clock.expired(now, false) {
-            self.close_reason = Some(timer.into());
-            self.finished = true;
-        }
-    }
-
     fn is_finished(&self) -> bool {
-        self.finished
-    }
-
-    fn take_close_reason(&mut self) -> Option<CloseReason> {
-        self.close_reason.take()
+        self.life.aborted()
     }
 
     fn handshake_done(&self) -> bool {
         false
     }
 
-    fn admitted(&self) -> bool {
-        false
-    }
-
-    fn job_running(&self) -> bool {
-        false
-    }
-
-    fn last_active(&self) -> Instant {
-        self.clock.last_active()
-    }
-
     fn report(&self) -> ConnectionReport {
         ConnectionReport {
             protocol: None,
-            opened: self.clock.opened(),
+            opened: self.life.clock().opened(),
             requests: 0,
             session: SessionStats::default(),
         }
+    }
+
+    fn lifecycle(&self) -> &Lifecycle {
+        &self.life
+    }
+
+    fn lifecycle_mut(&mut self) -> &mut Lifecycle {
+        &mut self.life
     }
 }
 
@@ -208,40 +182,24 @@ impl Connection for ServedConnection {
         self.get_mut().complete(done, now);
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.get().poll_timeout()
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        self.get_mut().handle_timeout(now);
-    }
-
     fn is_finished(&self) -> bool {
         self.get().is_finished()
-    }
-
-    fn take_close_reason(&mut self) -> Option<CloseReason> {
-        self.get_mut().take_close_reason()
     }
 
     fn handshake_done(&self) -> bool {
         self.get().handshake_done()
     }
 
-    fn admitted(&self) -> bool {
-        self.get().admitted()
-    }
-
-    fn job_running(&self) -> bool {
-        self.get().job_running()
-    }
-
-    fn last_active(&self) -> Instant {
-        self.get().last_active()
-    }
-
     fn report(&self) -> ConnectionReport {
         self.get().report()
+    }
+
+    fn lifecycle(&self) -> &Lifecycle {
+        self.get().lifecycle()
+    }
+
+    fn lifecycle_mut(&mut self) -> &mut Lifecycle {
+        self.get_mut().lifecycle_mut()
     }
 }
 

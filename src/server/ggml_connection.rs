@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use super::CloseReason;
 use super::clock::ConnectionClock;
-use super::connection::{Admission, Connection, ConnectionReport, Job, JobDone, Progress};
+use super::connection::{
+    Admission, Connection, ConnectionReport, Job, JobDone, Lifecycle, Progress,
+};
 use super::tvm_connection::ConnectionConfig;
 use crate::endpoint::EndpointCore;
 use crate::endpoint::ggml::{GgmlEvent, GgmlServerEndpoint};
@@ -33,14 +35,9 @@ pub struct GgmlConnection {
     session_config: GgmlSessionConfig,
     /// A SET_TENSOR whose data is arriving.
     write: Option<SetTensorWrite>,
-    clock: ConnectionClock,
+    life: Lifecycle,
     refusal: Option<String>,
-    admitted: bool,
-    job_running: bool,
     requests: u64,
-    close_reason: Option<CloseReason>,
-    /// A timer ended the connection: it closes without flushing.
-    expired: bool,
 }
 
 impl GgmlConnection {
@@ -56,13 +53,9 @@ impl GgmlConnection {
             session: None,
             session_config: config.ggml_session(),
             write: None,
-            clock,
+            life: Lifecycle::new(clock),
             refusal: None,
-            admitted: false,
-            job_running: false,
             requests: 0,
-            close_reason: None,
-            expired: false,
         }
     }
 
@@ -79,7 +72,7 @@ impl GgmlConnection {
 
     /// Ends the connection for `error`.
     fn fail(&mut self, error: impl std::fmt::Display) {
-        self.close_reason = Some(CloseReason::Protocol(error.to_string()));
+        self.life.end(CloseReason::Protocol(error.to_string()));
         self.endpoint.close();
     }
 
@@ -106,7 +99,7 @@ impl Connection for GgmlConnection {
     }
 
     fn wants_read(&self) -> bool {
-        !self.expired && self.endpoint.wants_read()
+        !self.life.aborted() && self.endpoint.wants_read()
     }
 
     /// ggml-RPC has no key: only a full server's refusal applies.
@@ -115,13 +108,14 @@ impl Connection for GgmlConnection {
     }
 
     fn process(&mut self, now: Instant) -> Progress {
-        self.clock.observe(self.endpoint.core(), now);
+        let core = self.endpoint.core();
+        self.life.observe(core.bytes_in() + core.bytes_out(), now);
         loop {
             let event = match self.endpoint.poll_event() {
                 Ok(Some(event)) => event,
                 Ok(None) => return Progress::Idle,
                 Err(e) => {
-                    self.close_reason = Some(CloseReason::Protocol(e.to_string()));
+                    self.life.end(CloseReason::Protocol(e.to_string()));
                     return Progress::Idle;
                 }
             };
@@ -137,8 +131,7 @@ impl Connection for GgmlConnection {
                         self.fail("HELLO accepted outside its decision");
                         return Progress::Idle;
                     }
-                    self.admitted = true;
-                    self.clock.admit(now, None);
+                    self.life.admit(now, None);
                     self.session = Some(Box::new(GgmlSession::new(self.session_config.clone())));
                 }
                 GgmlEvent::Request(request) => {
@@ -169,7 +162,7 @@ impl Connection for GgmlConnection {
                         }
                         Ok(Served::Work(work)) => {
                             let Some(mut session) = self.session.take() else { continue };
-                            self.job_running = true;
+                            self.life.job_started();
                             return Progress::Offload(Job::new(Placement::Compute, move || {
                                 let result = session.run(work);
                                 JobDone::new(GgmlJobDone { session, result })
@@ -224,12 +217,10 @@ impl Connection for GgmlConnection {
     }
 
     fn complete(&mut self, done: JobDone, now: Instant) {
-        self.job_running = false;
-        self.clock.note_active(now);
+        self.life.job_done(now);
         let Ok(GgmlJobDone { session, result }) = done.downcast::<GgmlJobDone>() else {
             log::error!("a ggml connection was handed another protocol's job");
-            self.close_reason = Some(CloseReason::InternalError);
-            self.expired = true;
+            self.life.abort(CloseReason::InternalError);
             return;
         };
         self.session = Some(session);
@@ -243,49 +234,28 @@ impl Connection for GgmlConnection {
         }
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.clock.next_timer(self.job_running).map(|(due, _)| due)
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        self.clock.observe(self.endpoint.core(), now);
-        if let Some(timer) = self.clock.expired(now, self.job_running) {
-            self.close_reason = Some(timer.into());
-            self.expired = true;
-            self.endpoint.close();
-        }
-    }
-
     fn is_finished(&self) -> bool {
-        self.expired || self.endpoint.is_finished()
-    }
-
-    fn take_close_reason(&mut self) -> Option<CloseReason> {
-        self.close_reason.take()
+        self.life.aborted() || self.endpoint.is_finished()
     }
 
     fn handshake_done(&self) -> bool {
-        self.admitted || self.close_reason.is_some()
-    }
-
-    fn admitted(&self) -> bool {
-        self.admitted
-    }
-
-    fn job_running(&self) -> bool {
-        self.job_running
-    }
-
-    fn last_active(&self) -> Instant {
-        self.clock.last_active()
+        self.endpoint.greeted() || self.endpoint.is_finished()
     }
 
     fn report(&self) -> ConnectionReport {
         ConnectionReport {
             protocol: Some("ggml-RPC"),
-            opened: self.clock.opened(),
+            opened: self.life.clock().opened(),
             requests: self.requests,
             session: self.stats(),
         }
+    }
+
+    fn lifecycle(&self) -> &Lifecycle {
+        &self.life
+    }
+
+    fn lifecycle_mut(&mut self) -> &mut Lifecycle {
+        &mut self.life
     }
 }

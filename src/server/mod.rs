@@ -13,6 +13,7 @@ mod constructor;
 mod detect;
 mod error;
 mod ggml_connection;
+mod lifecycle;
 pub mod memory_tuning;
 mod tracker_link;
 mod tvm_connection;
@@ -20,7 +21,7 @@ mod workers;
 
 pub use busy_poll::BusyPoll;
 pub use clock::{ConnectionClock, Timeouts, Timer};
-pub use connection::{Admission, Connection, ConnectionReport, Job, JobDone, Progress};
+pub use connection::{Admission, Connection, ConnectionReport, Job, JobDone, Lifecycle, Progress};
 pub use constructor::{
     DEFAULT_MAX_RELAYS, RPC_CONNECT, RelayLimits, RelayPermit, RelayTarget, SessionPlan,
 };

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::clock::{ConnectionClock, Timeouts};
-use super::connection::{Admission, Connection, ConnectionReport, Job, JobDone, Progress};
+use super::connection::{
+    Admission, Connection, ConnectionReport, Job, JobDone, Lifecycle, Progress,
+};
 use super::constructor::{RelayLimits, RelayPermit, SessionPlan};
 use super::{CloseReason, ServerError};
 use crate::endpoint::EndpointCore;
@@ -79,10 +81,9 @@ pub struct TvmConnection {
     endpoint: ServerEndpoint,
     session: Option<Box<dyn Session>>,
     config: ConnectionConfig,
-    clock: ConnectionClock,
+    life: Lifecycle,
     client_key: Option<ClientKey>,
     requests: u64,
-    job_running: bool,
     /// This connection's slot among the server's relays, while it relays.
     relay_permit: Option<RelayPermit>,
     /// The match key a client must present now; `None` refuses every key.
@@ -90,11 +91,6 @@ pub struct TvmConnection {
     /// Set while the server is full: a client whose key matches is told why it cannot have
     /// a session (an Exception in answer to InitServer) and the connection closes.
     refusal: Option<String>,
-    /// Whether the handshake was accepted for a session (not refused).
-    admitted: bool,
-    close_reason: Option<CloseReason>,
-    /// A timer ended the connection: it closes without flushing.
-    expired: bool,
 }
 
 /// What a TVM job hands back.
@@ -117,16 +113,12 @@ impl TvmConnection {
         TvmConnection {
             endpoint: ServerEndpoint::server_with_core(core, config.endpoint.clone()),
             session: None,
-            clock,
+            life: Lifecycle::new(clock),
             client_key: None,
             requests: 0,
-            job_running: false,
             relay_permit: None,
             match_key: Some(config.match_key.clone()),
             refusal: None,
-            admitted: false,
-            close_reason: None,
-            expired: false,
             config,
         }
     }
@@ -146,7 +138,7 @@ impl TvmConnection {
 
     /// When the client's handshake was accepted for a session.
     pub fn admitted_at(&self) -> Option<Instant> {
-        self.clock.admitted_at()
+        self.life.clock().admitted_at()
     }
 
     pub fn session_stats(&self) -> SessionStats {
@@ -160,7 +152,7 @@ impl TvmConnection {
         while let Progress::Offload(job) = self.process(now) {
             self.complete(job.run(), now);
         }
-        self.close_reason.take().map_or(Ok(()), Err)
+        self.life.take_close_reason().map_or(Ok(()), Err)
     }
 
     fn reply(&mut self, packet: &Packet<'_>) {
@@ -179,8 +171,7 @@ impl TvmConnection {
                 log::error!("handshake accepted outside its decision");
             }
             if self.refusal.is_none() {
-                self.admitted = true;
-                self.clock.admit(now, key.timeout);
+                self.life.admit(now, key.timeout);
             }
         } else {
             log::warn!("refused client key {:?}", key.raw);
@@ -196,7 +187,7 @@ impl TvmConnection {
             Ok(SessionPlan::Relay(target)) => match self.config.relay.acquire() {
                 Ok(permit) => {
                     self.relay_permit = Some(permit);
-                    self.job_running = true;
+                    self.life.job_started();
                     let max_packet = self.config.endpoint.max_packet;
                     let limits = self.config.relay.clone();
                     return Some(Job::new(Placement::Network, move || {
@@ -252,20 +243,21 @@ impl Connection for TvmConnection {
     }
 
     fn process(&mut self, now: Instant) -> Progress {
-        self.clock.observe(self.endpoint.core(), now);
+        let core = self.endpoint.core();
+        self.life.observe(core.bytes_in() + core.bytes_out(), now);
         loop {
             let event = match self.endpoint.poll_event() {
                 Ok(Some(event)) => event,
                 Ok(None) => return Progress::Idle,
                 Err(e) => {
                     // Framing is lost: the endpoint finishes once its output is flushed.
-                    self.close_reason = Some(CloseReason::Protocol(e.to_string()));
+                    self.life.end(CloseReason::Protocol(e.to_string()));
                     return Progress::Idle;
                 }
             };
             match event {
                 ServerEvent::ClientHello(key) => self.on_client_hello(key, now),
-                ServerEvent::Request(Packet::InitServer { .. }) if !self.admitted => {
+                ServerEvent::Request(Packet::InitServer { .. }) if !self.life.admitted() => {
                     let message = self.refusal.clone().unwrap_or_else(|| "no session".into());
                     log::warn!("refused a session: {message}");
                     self.reply(&Packet::Exception(message));
@@ -295,7 +287,7 @@ impl Connection for TvmConnection {
                     }
                     let work: Work<'static> = prepared.work.into_owned();
                     let Some(mut session) = self.session.take() else { continue };
-                    self.job_running = true;
+                    self.life.job_started();
                     return Progress::Offload(Job::new(prepared.placement, move || {
                         let outcome = serve::execute(&mut *session, work);
                         JobDone::new(TvmJobDone::Served { session, outcome })
@@ -309,8 +301,7 @@ impl Connection for TvmConnection {
 
     /// Hands back a finished job: the session returns and the reply is written.
     fn complete(&mut self, done: JobDone, now: Instant) {
-        self.job_running = false;
-        self.clock.note_active(now);
+        self.life.job_done(now);
         match done.downcast::<TvmJobDone>() {
             Ok(TvmJobDone::Served { mut session, outcome }) => {
                 serve::deliver(&mut self.endpoint, &mut *session, outcome);
@@ -326,56 +317,34 @@ impl Connection for TvmConnection {
             }
             Err(_) => {
                 log::error!("a TVM connection was handed another protocol's job");
-                self.close_reason = Some(CloseReason::InternalError);
-                self.expired = true;
+                self.life.abort(CloseReason::InternalError);
             }
         }
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.clock.next_timer(self.job_running).map(|(due, _)| due)
-    }
-
-    fn handle_timeout(&mut self, now: Instant) {
-        self.clock.observe(self.endpoint.core(), now);
-        if let Some(timer) = self.clock.expired(now, self.job_running) {
-            self.close_reason = Some(timer.into());
-            self.expired = true;
-            self.endpoint.close();
-        }
-    }
-
     fn is_finished(&self) -> bool {
-        self.expired || self.endpoint.is_finished()
-    }
-
-    fn take_close_reason(&mut self) -> Option<CloseReason> {
-        self.close_reason.take()
+        self.life.aborted() || self.endpoint.is_finished()
     }
 
     fn handshake_done(&self) -> bool {
         self.client_key.is_some()
     }
 
-    fn admitted(&self) -> bool {
-        self.admitted
-    }
-
-    fn job_running(&self) -> bool {
-        self.job_running
-    }
-
-    fn last_active(&self) -> Instant {
-        self.clock.last_active()
-    }
-
     fn report(&self) -> ConnectionReport {
         ConnectionReport {
             protocol: Some("TVM"),
-            opened: self.clock.opened(),
+            opened: self.life.clock().opened(),
             requests: self.requests,
             session: self.session_stats(),
         }
+    }
+
+    fn lifecycle(&self) -> &Lifecycle {
+        &self.life
+    }
+
+    fn lifecycle_mut(&mut self) -> &mut Lifecycle {
+        &mut self.life
     }
 }
 

@@ -100,20 +100,14 @@ unsafe extern "C" {
 
 /// The element types BLIS multiplies: each with its typed gemm.
 trait BlisElement: GemmElement {
-    const ONE: Self;
-    const ZERO: Self;
     const GEMM: BlisGemm<Self>;
 }
 
 impl BlisElement for f32 {
-    const ONE: f32 = 1.0;
-    const ZERO: f32 = 0.0;
     const GEMM: BlisGemm<f32> = bli_sgemm;
 }
 
 impl BlisElement for f64 {
-    const ONE: f64 = 1.0;
-    const ZERO: f64 = 0.0;
     const GEMM: BlisGemm<f64> = bli_dgemm;
 }
 

@@ -25,20 +25,14 @@ type MatrixMultiplyGemm<T> = unsafe fn(
 
 /// The element types matrixmultiply multiplies: each with its typed gemm.
 trait MatrixMultiplyElement: GemmElement {
-    const ONE: Self;
-    const ZERO: Self;
     const GEMM: MatrixMultiplyGemm<Self>;
 }
 
 impl MatrixMultiplyElement for f32 {
-    const ONE: f32 = 1.0;
-    const ZERO: f32 = 0.0;
     const GEMM: MatrixMultiplyGemm<f32> = matrixmultiply::sgemm;
 }
 
 impl MatrixMultiplyElement for f64 {
-    const ONE: f64 = 1.0;
-    const ZERO: f64 = 0.0;
     const GEMM: MatrixMultiplyGemm<f64> = matrixmultiply::dgemm;
 }
 
@@ -54,7 +48,7 @@ impl GemmKernel for MatrixMultiplyKernel {
 
 fn gemm<T: MatrixMultiplyElement>(problem: GemmProblem<'_, T>) {
     let (m, k, n) = (problem.m(), problem.k(), problem.n());
-    let (a, b) = (problem.a, problem.b);
+    let ((a, a_rows, a_cols), (b, b_rows, b_cols)) = (problem.a.raw_parts(), problem.b.raw_parts());
     // SAFETY: `GemmProblem::new` checked that m, k, n >= 1, that every
     // element (i, j) of `a` (m × k) and `b` (k × n) at the given strides
     // lies inside its slice, that every stride fits in isize, and that
@@ -69,12 +63,12 @@ fn gemm<T: MatrixMultiplyElement>(problem: GemmProblem<'_, T>) {
             k,
             n,
             T::ONE,
-            a.data.as_ptr(),
-            a.row_stride as isize,
-            a.col_stride as isize,
-            b.data.as_ptr(),
-            b.row_stride as isize,
-            b.col_stride as isize,
+            a,
+            a_rows,
+            a_cols,
+            b,
+            b_rows,
+            b_cols,
             T::ZERO,
             problem.c.as_mut_ptr(),
             n as isize,

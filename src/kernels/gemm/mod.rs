@@ -124,6 +124,14 @@ impl<T> Clone for MatRef<'_, T> {
 impl<T> Copy for MatRef<'_, T> {}
 
 impl<T> MatRef<'_, T> {
+    /// The first element's address and the row and column strides, as the
+    /// backends' C-style interfaces take them. Only meaningful once
+    /// `GemmProblem::new` has checked the bounds and that the strides fit in
+    /// `isize`.
+    fn raw_parts(&self) -> (*const T, isize, isize) {
+        (self.data.as_ptr(), self.row_stride as isize, self.col_stride as isize)
+    }
+
     /// Whether every element lies inside `data`, and every stride and
     /// offset fits in `isize` (the backends take signed strides).
     fn is_in_bounds(&self) -> bool {
@@ -182,18 +190,25 @@ pub(crate) trait GemmKernel {
 }
 
 /// The element types GEMM is defined for (f32, f64), routing each to the
-/// kernel's sgemm or dgemm.
+/// kernel's sgemm or dgemm; `ONE` and `ZERO` are the alpha and beta every
+/// backend is called with (`c = 1 · a · b + 0 · c`).
 pub(crate) trait GemmElement: Element {
+    const ONE: Self;
+    const ZERO: Self;
     fn run<K: GemmKernel>(problem: GemmProblem<'_, Self>);
 }
 
 impl GemmElement for f32 {
+    const ONE: f32 = 1.0;
+    const ZERO: f32 = 0.0;
     fn run<K: GemmKernel>(problem: GemmProblem<'_, Self>) {
         K::sgemm(problem);
     }
 }
 
 impl GemmElement for f64 {
+    const ONE: f64 = 1.0;
+    const ZERO: f64 = 0.0;
     fn run<K: GemmKernel>(problem: GemmProblem<'_, Self>) {
         K::dgemm(problem);
     }
