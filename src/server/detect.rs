@@ -122,7 +122,7 @@ impl Connection for Unidentified {
     }
 
     fn process(&mut self, now: Instant) -> Progress {
-        self.life.observe(self.core.bytes_in() + self.core.bytes_out(), now);
+        self.life.observe(&self.core, now);
         Progress::Idle
     }
 

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::CloseReason;
 use super::clock::ConnectionClock;
+use crate::endpoint::EndpointCore;
 
 /// The protocol-neutral state of one connection.
 #[derive(Debug)]
@@ -26,9 +27,18 @@ impl Lifecycle {
         &self.clock
     }
 
-    /// Notes the connection's byte count (bytes in plus out) at `now`.
-    pub fn observe(&mut self, bytes: u64, now: Instant) {
-        self.clock.observe_bytes(bytes, now);
+    /// Notes how many bytes have moved through `core` by `now`.
+    pub fn observe(&mut self, core: &EndpointCore, now: Instant) {
+        self.clock.observe(core, now);
+    }
+
+    /// The next event an endpoint polled, if any; a broken stream ends the connection (once
+    /// its output is flushed) for the error's reason.
+    pub fn event<T>(&mut self, polled: Result<Option<T>, impl std::fmt::Display>) -> Option<T> {
+        polled.unwrap_or_else(|error| {
+            self.end(CloseReason::Protocol(error.to_string()));
+            None
+        })
     }
 
     /// The client was admitted to a session `now`, to last at most `limit`.

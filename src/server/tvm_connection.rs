@@ -243,17 +243,11 @@ impl Connection for TvmConnection {
     }
 
     fn process(&mut self, now: Instant) -> Progress {
-        let core = self.endpoint.core();
-        self.life.observe(core.bytes_in() + core.bytes_out(), now);
+        self.life.observe(self.endpoint.core(), now);
         loop {
-            let event = match self.endpoint.poll_event() {
-                Ok(Some(event)) => event,
-                Ok(None) => return Progress::Idle,
-                Err(e) => {
-                    // Framing is lost: the endpoint finishes once its output is flushed.
-                    self.life.end(CloseReason::Protocol(e.to_string()));
-                    return Progress::Idle;
-                }
+            // A broken stream ends the connection once its output is flushed.
+            let Some(event) = self.life.event(self.endpoint.poll_event()) else {
+                return Progress::Idle;
             };
             match event {
                 ServerEvent::ClientHello(key) => self.on_client_hello(key, now),

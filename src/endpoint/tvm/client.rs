@@ -6,7 +6,9 @@ use std::borrow::Cow;
 use super::codec::handshake;
 use super::codec::packet::{self, COPY_ACK_FRAME_PREFIX, parse_copy_ack_frame_prefix};
 use super::codec::{DecodeError, HandshakeStatus, Packet, TensorRecord, Value};
-use super::machine::{Endpoint, EndpointConfig, FramingError, Side, State, Step, decode_packet};
+use super::machine::{
+    Advanced, Endpoint, EndpointConfig, FramingError, Side, State, Step, decode_packet,
+};
 
 /// The client side of a TVM RPC connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,21 +68,10 @@ impl Endpoint<Client> {
     /// Advances as far as the buffered input allows and reports the next event, if any.
     /// An `Err` means framing is lost: close the connection.
     pub fn poll_event(&mut self) -> Result<Option<ClientEvent<'_>>, FramingError> {
-        self.release_processed_packet(true);
-        let packet_len = loop {
-            if !self.has_bytes_needed() {
-                return Ok(None);
-            }
-            let step = match self.state {
-                State::Handshake(step) => self.advance_handshake(step)?,
-                _ => self.advance_framing()?,
-            };
-            match step {
-                Step::Wait => return Ok(None),
-                Step::Again => continue,
-                Step::Report(event) => return Ok(Some(event)),
-                Step::PacketReady(len) => break len,
-            }
+        let packet_len = match self.advance_to_packet(true, Self::advance_handshake)? {
+            Advanced::Wait => return Ok(None),
+            Advanced::Report(event) => return Ok(Some(event)),
+            Advanced::Packet(len) => len,
         };
         let (decoded, _) = decode_packet(&mut self.core, &self.config, packet_len);
         let (next, event) = match decoded {

@@ -96,6 +96,13 @@ pub struct Endpoint<S: Side> {
     pub(super) config: EndpointConfig,
 }
 
+/// Where [`Endpoint::advance_to_packet`] stopped.
+pub(super) enum Advanced<T> {
+    Wait,
+    Report(T),
+    Packet(usize),
+}
+
 /// What one non-borrowing step of the machine produced.
 pub(super) enum Step<T> {
     Wait,
@@ -182,6 +189,37 @@ impl<S: Side> Endpoint<S> {
         };
         self.core.input_mut().consume(packet_len);
         self.state = State::RecvPacketNumBytes;
+    }
+
+    /// Advances through the handshake (with `handshake`, this side's step) and the framing
+    /// until the handshake reports an event, a whole packet is buffered (its length), or the
+    /// input runs out. Releases a packet reported before (one lent out too, if
+    /// `release_lent`).
+    pub(super) fn advance_to_packet<T>(
+        &mut self,
+        release_lent: bool,
+        mut handshake: impl FnMut(&mut Self, S::Handshake) -> Result<Step<T>, FramingError>,
+    ) -> Result<Advanced<T>, FramingError> {
+        self.release_processed_packet(release_lent);
+        loop {
+            if !self.has_bytes_needed() {
+                return Ok(Advanced::Wait);
+            }
+            let step = match self.state {
+                State::Handshake(step) => handshake(self, step)?,
+                State::Processed { .. } => {
+                    self.release_processed_packet(release_lent);
+                    Step::Again
+                }
+                _ => self.advance_framing()?,
+            };
+            match step {
+                Step::Wait => return Ok(Advanced::Wait),
+                Step::Again => {}
+                Step::Report(event) => return Ok(Advanced::Report(event)),
+                Step::PacketReady(len) => return Ok(Advanced::Packet(len)),
+            }
+        }
     }
 
     /// Reads a packet's length and waits for its body: [`Step::PacketReady`] once the whole

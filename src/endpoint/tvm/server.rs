@@ -5,7 +5,8 @@ use super::codec::handshake::{self, RPC_MAGIC};
 use super::codec::packet::{COPY_ACK_FRAME_PREFIX, copy_ack_frame_prefix};
 use super::codec::{ClientKey, DecodeError, HandshakeStatus, Packet};
 use super::machine::{
-    Endpoint, EndpointConfig, FramingError, NotAwaitingReply, Side, State, Step, decode_packet,
+    Advanced, Endpoint, EndpointConfig, FramingError, NotAwaitingReply, Side, State, Step,
+    decode_packet,
 };
 use crate::endpoint::EndpointCore;
 use crate::ringbuf::RingBuffer;
@@ -81,25 +82,10 @@ impl Endpoint<Server> {
     /// Advances as far as the buffered input allows and reports the next event, if any.
     /// An `Err` means framing is lost: close the connection once output is flushed.
     pub fn poll_event(&mut self) -> Result<Option<ServerEvent<'_>>, FramingError> {
-        self.release_processed_packet(false);
-        let packet_len = loop {
-            if !self.has_bytes_needed() {
-                return Ok(None);
-            }
-            let step = match self.state {
-                State::Handshake(step) => self.advance_handshake(step)?,
-                State::Processed { .. } => {
-                    self.release_processed_packet(false);
-                    Step::Again
-                }
-                _ => self.advance_framing()?,
-            };
-            match step {
-                Step::Wait => return Ok(None),
-                Step::Again => continue,
-                Step::Report(event) => return Ok(Some(event)),
-                Step::PacketReady(len) => break len,
-            }
+        let packet_len = match self.advance_to_packet(false, Self::advance_handshake)? {
+            Advanced::Wait => return Ok(None),
+            Advanced::Report(event) => return Ok(Some(event)),
+            Advanced::Packet(len) => len,
         };
         let (decoded, writer) = decode_packet(&mut self.core, &self.config, packet_len);
         let (next, event) = match decoded {
