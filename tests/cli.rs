@@ -3,7 +3,8 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use support::servers::{signal, start_ours, start_tvm_tracker, wait_for};
@@ -105,6 +106,7 @@ fn unknown_gemm_backend_is_refused_with_the_choices() {
 }
 
 #[test]
+#[cfg(feature = "gemm-crate")]
 fn gemm_backend_flag_selects_gemm_crate_which_computes_a_matmul() {
     use tensor_rpc::client::{Client, RemoteTensor};
     let server = start_ours(&["--gemm-backend", "gemm-crate"]);
@@ -140,4 +142,38 @@ fn sigint_stops_the_server_with_exit_code_0() {
     }));
     assert_eq!(status.unwrap().code(), Some(0), "{}", server.log_text());
     assert!(client.function("testing.echo").is_err(), "its session was ended");
+}
+
+#[test]
+fn server_keeps_serving_and_stops_on_sigterm_after_its_log_reader_has_gone() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tensor-rpc"))
+        .args(["server", "--host", "127.0.0.1", "--port", "0"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening on ") {
+        line.clear();
+        assert_ne!(log.read_line(&mut line).unwrap(), 0, "the server ended before listening");
+    }
+    let addr = line.rsplit("listening on ").next().unwrap().trim().to_owned();
+    drop(log); // nobody reads its stderr any more: its log writes now fail
+    // Connections and their ends are logged: the writes fail, the serving goes on.
+    for _ in 0..3 {
+        assert_eq!(stdout_of(&["call", "--addr", &addr, "testing.echo", "7"]), "7\n");
+    }
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    assert!(status.unwrap().success());
+    let mut exit = None;
+    let stopped = wait_for(Duration::from_secs(10), || {
+        exit = child.try_wait().unwrap();
+        exit.is_some()
+    });
+    if !stopped {
+        child.kill().unwrap();
+    }
+    assert!(stopped, "the server ignored SIGTERM once its log could not be written");
+    assert_eq!(exit.unwrap().code(), Some(0));
 }

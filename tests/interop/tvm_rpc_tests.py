@@ -24,6 +24,7 @@ usage:
 Prints one line per test, "PASS name" or "FAIL name in FUNCTION: error", FUNCTION being
 the innermost function of this file the failure went through.
 """
+import atexit
 import gc
 import multiprocessing
 import os
@@ -62,6 +63,10 @@ class OurServer:
     """`tvm.rpc.Server`'s constructor and `terminate()`, for `tensor-rpc server`."""
 
     binary = None
+    # Every server process started, killed at exit: TVM's tests leave some servers to
+    # garbage collection, which Python does not promise to run before it exits. (The
+    # processes, not the servers, so that collecting a server still stops it.)
+    started = []
 
     def __init__(self, host="0.0.0.0", port=9091, port_end=9199, is_proxy=False,
                  tracker_addr=None, key="", load_library=None, custom_addr=None,
@@ -79,6 +84,7 @@ class OurServer:
         self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True)
+        OurServer.started.append(self.proc)
         self.log = deque(maxlen=50)
         self.host, self.port = host, None
         for line in self.proc.stderr:
@@ -102,6 +108,14 @@ class OurServer:
 
     def __del__(self):
         self.terminate()
+
+
+@atexit.register
+def _stop_every_server():
+    for proc in OurServer.started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 Server = rpc.Server

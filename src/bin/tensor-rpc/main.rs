@@ -1,6 +1,8 @@
 //! The `tensor-rpc` command: a TVM-RPC-compatible server for remote tensor compute, and a
 //! small client for calling, inspecting and finding servers.
 
+mod log_sink;
+
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -161,9 +163,7 @@ struct TrackerStatusArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = simple_logger::SimpleLogger::new().with_level(cli.log_level).init() {
-        eprintln!("cannot set up logging: {e}");
-    }
+    log_sink::init(cli.log_level);
     let result = match cli.command {
         Command::Server(args) => serve(args),
         Command::Call(args) => call(args),
