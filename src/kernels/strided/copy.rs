@@ -126,8 +126,8 @@ fn copy_rows(src0: View<'_>, dst: &mut ViewMut<'_>) -> Result<(), OpError> {
             };
             destination.copy_from_slice(source);
         } else {
-            row_to_f32(from.elem(), source, &mut buffer);
-            row_from_f32(to.elem(), &buffer, destination);
+            row_to_f32(from.elem(), source, &mut buffer)?;
+            row_from_f32(to.elem(), &buffer, destination)?;
         }
         Ok(())
     })

@@ -74,8 +74,8 @@ pub fn get_rows(src0: View<'_>, src1: View<'_>, dst: &mut ViewMut<'_>) -> Result
             };
             target.copy_from_slice(source);
         } else {
-            row_to_f32(src0.layout().elem(), source, &mut buffer);
-            row_from_f32(ElementType::F32, &buffer, target);
+            row_to_f32(src0.layout().elem(), source, &mut buffer)?;
+            row_from_f32(ElementType::F32, &buffer, target)?;
         }
         Ok(())
     })

@@ -157,7 +157,7 @@ impl Weights<'_> {
         {
             return Ok(values);
         }
-        row_to_f32(elem, bytes, buffer);
+        row_to_f32(elem, bytes, buffer)?;
         Ok(buffer)
     }
 
@@ -238,8 +238,7 @@ fn gemm_products(
         pool::install(|| {
             tile.par_chunks_mut(k).enumerate().try_for_each(|(offset, values)| {
                 let bytes = weights.view.row(first_row + offset, weights.i2, weights.i3)?;
-                row_to_f32(weights.view.layout().elem(), bytes, values);
-                Ok::<(), OpError>(())
+                row_to_f32(weights.view.layout().elem(), bytes, values)
             })
         })?;
         run(MatRef { data: tile, rows, cols: k, row_stride: k, col_stride: 1 }, c)?;

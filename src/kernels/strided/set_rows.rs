@@ -88,8 +88,8 @@ pub fn set_rows(src0: View<'_>, src1: View<'_>, dst: &mut ViewMut<'_>) -> Result
             };
             target.copy_from_slice(source);
         } else {
-            row_to_f32(src_elem, source, &mut buffer);
-            row_from_f32(dst_elem, &buffer, target);
+            row_to_f32(src_elem, source, &mut buffer)?;
+            row_from_f32(dst_elem, &buffer, target)?;
         }
         Ok(())
     })
