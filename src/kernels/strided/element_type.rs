@@ -108,6 +108,17 @@ impl ElementType {
         }
     }
 
+    /// Whether ggml can convert this type's rows to f32 (its `to_float`):
+    /// every type but the integers and the activation-only formats Q8_1 and
+    /// Q8_K, which ggml only ever quantizes into.
+    pub const fn dequantizes(self) -> bool {
+        match self {
+            ElementType::F32 | ElementType::F16 | ElementType::BF16 => true,
+            ElementType::Quant(format) => !matches!(format, BlockFormat::Q8_1 | BlockFormat::Q8K),
+            _ => false,
+        }
+    }
+
     /// Whether elements are stored in blocks of more than one
     /// (`ggml_is_quantized`).
     pub const fn is_block_format(self) -> bool {

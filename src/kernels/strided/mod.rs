@@ -43,6 +43,7 @@ mod glu;
 mod layout;
 mod mul_mat;
 mod norm;
+mod quant_dot;
 mod rope;
 mod rules;
 mod scale;
