@@ -1,12 +1,15 @@
 //! GLU: gated linear units (`ggml_glu`, `ggml_glu_split`): `dst = f(x) · g`
-//! per element, with `f` ReLU (REGLU), GELU (GEGLU) or SiLU (SWIGLU).
+//! per element, with `f` ReLU (REGLU), GELU (GEGLU), SiLU (SWIGLU), the
+//! exact erf GELU (GEGLU_ERF) or the sigmoid GELU (GEGLU_QUICK).
 //!
 //! Split form: `x` is `src0` and `g` is `src1` (same shape and type). Fused
 //! form (no `src1`): each row of `src0` holds `x` in its first half and `g`
 //! in its second (`nc = ne0 / 2` each), swapped when `op_params[1]` is set;
 //! `dst` then has `ne0 / 2` columns. As in ggml, f32 GEGLU looks GELU up in
 //! the f16 table (0 below -10, `x` above 10), and f16 GEGLU uses the table
-//! too; values are computed in f32 and rounded once.
+//! too (GEGLU_QUICK likewise with the quick-GELU table, but without the
+//! ±10 shortcuts); GEGLU_ERF is computed with `erff` for every type. Values
+//! are computed in f32 and rounded once.
 
 use crate::kernels::strided::element_type::ElementType;
 use crate::kernels::strided::error::OpError;
@@ -14,7 +17,9 @@ use crate::kernels::strided::layout::Layout;
 use crate::kernels::strided::rules::{
     OpParams, for_each_row, require_contiguous_1, require_same_type, require_shape, require_type,
 };
-use crate::kernels::strided::unary::{f16_table_lookup, gelu, gelu_table, silu};
+use crate::kernels::strided::unary::{
+    f16_table_lookup, gelu, gelu_erf, gelu_quick, gelu_quick_table, gelu_table, silu,
+};
 use crate::kernels::strided::view::{View, ViewMut};
 
 const OP: &str = "GLU";
@@ -25,6 +30,8 @@ pub enum GluOp {
     Reglu,
     Geglu,
     Swiglu,
+    GegluErf,
+    GegluQuick,
 }
 
 /// The parameters of GLU: the op (`op_params[0]`) and whether the halves
@@ -36,19 +43,21 @@ pub struct GluParams {
 }
 
 impl GluParams {
-    /// Fails for the GLU ops not implemented here (SWIGLU_OAI, GEGLU_ERF,
-    /// GEGLU_QUICK, SWIGLU_CLAMP) and unknown codes.
+    /// Fails for the GLU ops not implemented here (SWIGLU_OAI 3,
+    /// SWIGLU_CLAMP 6) and unknown codes.
     pub fn from_op_params(params: &OpParams) -> Result<GluParams, OpError> {
         let op = match params[0] {
             0 => GluOp::Reglu,
             1 => GluOp::Geglu,
             2 => GluOp::Swiglu,
+            4 => GluOp::GegluErf,
+            5 => GluOp::GegluQuick,
             code => {
                 return Err(OpError::InvalidParam {
                     op: OP,
                     param: "op",
                     value: code.to_string(),
-                    reason: "is not supported (REGLU 0, GEGLU 1 and SWIGLU 2 are)",
+                    reason: "is not supported (REGLU 0, GEGLU 1, SWIGLU 2, GEGLU_ERF 4 and GEGLU_QUICK 5 are)",
                 });
             }
         };
@@ -128,5 +137,10 @@ fn gated(op: GluOp, elem: ElementType, x: f32, g: f32) -> f32 {
             _ => gelu(x) * g,
         },
         GluOp::Swiglu => silu(x) * g,
+        GluOp::GegluErf => gelu_erf(x) * g,
+        GluOp::GegluQuick => match elem {
+            ElementType::F32 | ElementType::F16 => f16_table_lookup(gelu_quick_table(), x) * g,
+            _ => gelu_quick(x) * g,
+        },
     }
 }

@@ -32,33 +32,48 @@
 //! element counts, not bytes. Empty tensors cost nothing however large
 //! their other dimensions.
 
+mod acc;
+mod add_id;
 mod binary;
+mod clamp;
+mod concat;
 mod convert;
 mod copy;
 mod element_type;
 mod error;
+mod fill;
 mod flash_attn;
 mod get_rows;
 mod glu;
 mod layout;
 mod mul_mat;
+mod mul_mat_id;
 mod norm;
+mod pad;
 mod quant_dot;
+mod reduce;
+mod repeat;
 mod rope;
 mod rules;
 mod scale;
 mod set_rows;
 mod soft_max;
+mod sort;
 mod unary;
 mod view;
 
 #[cfg(test)]
 mod tests;
 
+pub use acc::{AccParams, acc, check_acc};
+pub use add_id::{add_id, check_add_id};
 pub use binary::{BinaryOp, add, binary, check_binary, div, mul, sub};
+pub use clamp::{ClampParams, check_clamp, clamp};
+pub use concat::{ConcatParams, check_concat, concat};
 pub use copy::{check_cont, check_cpy, check_dup, cont, cpy, dup};
 pub use element_type::ElementType;
 pub use error::OpError;
+pub use fill::{FillParams, check_fill, fill};
 pub use flash_attn::{
     FlashAttnExtraViews, FlashAttnExtras, FlashAttnParams, check_flash_attn_ext, flash_attn_ext,
 };
@@ -66,11 +81,18 @@ pub use get_rows::{check_get_rows, get_rows};
 pub use glu::{GluOp, GluParams, check_glu, glu};
 pub use layout::{Layout, MAX_DIMS};
 pub use mul_mat::{check_mul_mat, mul_mat};
+pub use mul_mat_id::{check_mul_mat_id, mul_mat_id};
 pub use norm::{NormParams, check_norm, check_rms_norm, norm, rms_norm};
+pub use pad::{PadParams, check_pad, pad};
+pub use reduce::{
+    check_cumsum, check_mean, check_sum, check_sum_rows, cumsum, mean, sum, sum_rows,
+};
+pub use repeat::{check_repeat, repeat};
 pub use rope::{RopeMode, RopeParams, check_rope, rope};
 pub use rules::OpParams;
 pub use scale::{ScaleParams, check_scale, scale};
 pub use set_rows::{check_set_rows, set_rows};
 pub use soft_max::{SoftMaxParams, check_soft_max, soft_max};
+pub use sort::{ArgsortParams, SortOrder, argsort, check_argsort, check_top_k, top_k};
 pub use unary::{UnaryOp, check_unary, unary};
 pub use view::{View, ViewMut};

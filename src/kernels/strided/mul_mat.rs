@@ -102,6 +102,19 @@ fn is_weight_type(elem: ElementType) -> bool {
     }
 }
 
+/// `src0` has a type ggml's CPU multiplies as weights.
+pub(crate) fn require_weight_type(op: &'static str, src0: &Layout) -> Result<(), OpError> {
+    if is_weight_type(src0.elem()) {
+        return Ok(());
+    }
+    Err(OpError::UnsupportedType {
+        op,
+        operand: "src0",
+        actual: src0.elem(),
+        supported: WEIGHT_TYPES,
+    })
+}
+
 const WEIGHT_TYPES: &str =
     "f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K..q6_K, iq4_nl, iq4_xs";
 
@@ -112,14 +125,7 @@ const WEIGHT_TYPES: &str =
 /// both sources (ggml: not transposed) and dst `nb` ascending with
 /// `nb[0] == 4`.
 pub fn check_mul_mat(src0: &Layout, src1: &Layout, dst: &Layout) -> Result<(), OpError> {
-    if !is_weight_type(src0.elem()) {
-        return Err(OpError::UnsupportedType {
-            op: OP,
-            operand: "src0",
-            actual: src0.elem(),
-            supported: WEIGHT_TYPES,
-        });
-    }
+    require_weight_type(OP, src0)?;
     if src0.elem().is_block_format() {
         require_same_type(OP, "src1", src1, ElementType::F32)?;
     } else {
@@ -175,27 +181,14 @@ pub(crate) fn mul_mat_with_dot_columns(
     let mut columns = vec![0.0f32; n * k];
     let mut products = vec![0.0f32; m * n];
     let mut dst_row = vec![0.0f32; m];
+    let strategy = Strategy { backend, max_dot_columns };
     for i13 in 0..ne13 {
         for i12 in 0..ne12 {
-            let weights = Weights { view: src0, i2: i12 / r2, i3: i13 / r3, k, m };
             // Column j of src1's batch as row j of `columns` ([n][k], f32).
             for (j, column) in columns.chunks_exact_mut(k.max(1)).enumerate() {
                 src1.read_row_f32(j, i12, i13, column)?;
             }
-            if k == 0 {
-                products.fill(0.0);
-            } else if n <= max_dot_columns
-                && let Some(format) = src0.layout().elem().block_format()
-            {
-                let quantized = QuantizedColumns::new(format, &columns, k)?;
-                let weights =
-                    QuantWeights { view: src0, format, i2: weights.i2, i3: weights.i3, k, m };
-                quant_dot_products(&weights, &quantized, n, &mut products)?;
-            } else if n <= max_dot_columns {
-                dot_products(&weights, &columns, n, &mut products)?;
-            } else {
-                gemm_products(&weights, &columns, n, &mut products, backend)?;
-            }
+            batch_products(src0, [i12 / r2, i13 / r3], &columns, &mut products, strategy)?;
             // products is [m][n]; dst's row j (over m) is column j of it.
             for j in 0..n {
                 for (value, row) in dst_row.iter_mut().zip(products.chunks_exact(n)) {
@@ -206,6 +199,46 @@ pub(crate) fn mul_mat_with_dot_columns(
         }
     }
     Ok(())
+}
+
+/// How a product is computed: the GEMM backend, and up to how many columns
+/// the dot-product strategy runs instead.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Strategy {
+    pub backend: GemmBackend,
+    pub max_dot_columns: usize,
+}
+
+/// `products[i][j] = src0[:, i, batch]ᵀ · columns[j]` (`products` `[m][n]`,
+/// `columns` `[n][k]` f32, `n = columns.len() / k`), by the strategy the
+/// column count calls for. `src0` and `batch` must have been checked as
+/// MUL_MAT checks them.
+pub(crate) fn batch_products(
+    src0: View<'_>,
+    batch: [usize; 2],
+    columns: &[f32],
+    products: &mut [f32],
+    strategy: Strategy,
+) -> Result<(), OpError> {
+    let [k, m, ..] = src0.layout().ne();
+    let [i2, i3] = batch;
+    if k == 0 {
+        products.fill(0.0);
+        return Ok(());
+    }
+    let n = columns.len() / k;
+    if n <= strategy.max_dot_columns
+        && let Some(format) = src0.layout().elem().block_format()
+    {
+        let quantized = QuantizedColumns::new(format, columns, k)?;
+        let weights = QuantWeights { view: src0, format, i2, i3, k, m };
+        quant_dot_products(&weights, &quantized, n, products)
+    } else if n <= strategy.max_dot_columns {
+        dot_products(&Weights { view: src0, i2, i3, k, m }, columns, n, products)
+    } else {
+        let weights = Weights { view: src0, i2, i3, k, m };
+        gemm_products(&weights, columns, n, products, strategy.backend)
+    }
 }
 
 /// One batch of weights: `m` rows of `k` values, batch `(i2, i3)` of `view`.

@@ -248,8 +248,13 @@ pub fn rope(
         theta_scale: params.freq_base.powf(-2.0 / n_dims as f32),
         factors,
         mode: params.mode,
-        // Checked non-negative.
-        sections: params.sections.map(|s| s as usize),
+        // Checked non-negative and summing to at most ne0 in the modes that
+        // read them; the others ignore them, as ggml does.
+        sections: if params.mode.is_multi_section() {
+            params.sections.map(|s| usize::try_from(s).unwrap_or(0))
+        } else {
+            [0; 4]
+        },
     };
     // (cos, sin) of each pair for the current token.
     let mut angles = vec![(0.0f32, 0.0f32); pairs];

@@ -112,6 +112,14 @@ impl<'a> ViewMut<'a> {
         self.bytes
     }
 
+    /// The bytes of the whole extent, writable (for ops that address a
+    /// contiguous tensor by byte offset, like ACC).
+    pub(crate) fn extent_mut(&mut self) -> &mut [u8] {
+        let extent = self.layout.byte_extent();
+        // The constructor checked that the bytes cover the extent.
+        &mut self.bytes[..extent]
+    }
+
     /// Reborrows as a read-only view.
     pub fn as_view(&self) -> View<'_> {
         View { layout: self.layout, bytes: self.bytes }

@@ -20,6 +20,8 @@ fn reference(op: GluOp, elem: ElementType, x: f32, g: f32) -> f32 {
                 * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
         }
         GluOp::Swiglu => x / (1.0 + (-x).exp()),
+        GluOp::GegluErf => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+        GluOp::GegluQuick => x / (1.0 + (-1.702 * x).exp()),
     };
     round_to(elem, (f * g) as f32)
 }
@@ -42,7 +44,18 @@ fn fused_reference(src0: &Tensor, op: GluOp, swapped: bool) -> Vec<f32> {
     out
 }
 
-const OPS: [(i32, GluOp); 3] = [(0, GluOp::Reglu), (1, GluOp::Geglu), (2, GluOp::Swiglu)];
+const OPS: [(i32, GluOp); 5] = [
+    (0, GluOp::Reglu),
+    (1, GluOp::Geglu),
+    (2, GluOp::Swiglu),
+    (4, GluOp::GegluErf),
+    (5, GluOp::GegluQuick),
+];
+
+/// GEGLU and GEGLU_QUICK go through ggml's f16 tables in f32.
+fn tolerance(op: GluOp) -> f32 {
+    if matches!(op, GluOp::Geglu | GluOp::GegluQuick) { 2e-3 } else { 1e-5 }
+}
 
 #[test]
 fn fused_rows_gate_their_first_half_with_the_second() {
@@ -51,9 +64,7 @@ fn fused_rows_gate_their_first_half_with_the_second() {
             let src0 = Tensor::random(F32, [128, 2, 2, 2], 1, 3.0);
             let mut dst = Tensor::poisoned(F32, [64, 2, 2, 2]);
             glu(src0.view(), None, &mut dst.view_mut(), params(code, swapped)).unwrap();
-            // GEGLU goes through the f16 GELU table.
-            let tolerance = if op == GluOp::Geglu { 2e-3 } else { 1e-5 };
-            assert_close(&dst.values(), &fused_reference(&src0, op, swapped), tolerance);
+            assert_close(&dst.values(), &fused_reference(&src0, op, swapped), tolerance(op));
         }
     }
 }
@@ -67,8 +78,7 @@ fn split_form_gates_src0_with_src1() {
         glu(x.view(), Some(g.view()), &mut dst.view_mut(), params(code, false)).unwrap();
         let expected: Vec<f32> =
             x.values().iter().zip(g.values()).map(|(&a, b)| reference(op, F32, a, b)).collect();
-        let tolerance = if op == GluOp::Geglu { 2e-3 } else { 1e-5 };
-        assert_close(&dst.values(), &expected, tolerance);
+        assert_close(&dst.values(), &expected, tolerance(op));
     }
 }
 
@@ -93,9 +103,11 @@ fn half_types_round_once() {
     for elem in [F16, BF16] {
         let src0 = Tensor::random(elem, [32, 3, 1, 1], 6, 3.0);
         let mut dst = Tensor::poisoned(elem, [16, 3, 1, 1]);
-        glu(src0.view(), None, &mut dst.view_mut(), params(2, false)).unwrap();
-        let ulp = if elem == F16 { 1e-3 } else { 8e-3 };
-        assert_close(&dst.values(), &fused_reference(&src0, GluOp::Swiglu, false), ulp);
+        for (code, op) in [(2, GluOp::Swiglu), (4, GluOp::GegluErf)] {
+            glu(src0.view(), None, &mut dst.view_mut(), params(code, false)).unwrap();
+            let ulp = if elem == F16 { 1e-3 } else { 8e-3 };
+            assert_close(&dst.values(), &fused_reference(&src0, op, false), ulp);
+        }
     }
 }
 
@@ -125,7 +137,10 @@ fn rejects_glu_ops_not_implemented() {
     let mut raw = [0i32; 16];
     raw[0] = 3;
     let err = GluParams::from_op_params(&raw).unwrap_err();
-    assert_eq!(err.to_string(), "GLU: op 3 is not supported (REGLU 0, GEGLU 1 and SWIGLU 2 are)");
+    assert_eq!(
+        err.to_string(),
+        "GLU: op 3 is not supported (REGLU 0, GEGLU 1, SWIGLU 2, GEGLU_ERF 4 and GEGLU_QUICK 5 are)"
+    );
 }
 
 #[test]

@@ -7,19 +7,26 @@
 //! tensor (`ggml_new_tensor`), a permutation of it (`ggml_permute`) or a
 //! view into it (`ggml_view_4d`), all over one byte buffer.
 
+mod add_id_tests;
 mod binary_tests;
 mod block_copy_tests;
+mod clamp_fill_tests;
+mod concat_tests;
 mod copy_tests;
 mod flash_attn_tests;
 mod get_rows_tests;
 mod glu_tests;
+mod mul_mat_id_tests;
 mod mul_mat_tests;
 mod norm_tests;
+mod reduce_tests;
+mod repeat_pad_acc_tests;
 mod robustness_tests;
 mod rope_tests;
 mod scale_tests;
 mod set_rows_tests;
 mod soft_max_tests;
+mod sort_tests;
 mod timing_tests;
 mod unary_tests;
 
@@ -187,7 +194,7 @@ impl Tensor {
         self.raw()
     }
 
-    fn bytes_mut(&mut self) -> &mut [u8] {
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
         let raw: &mut [u8] = bytemuck::cast_slice_mut(&mut self.backing);
         &mut raw[self.shift..self.shift + self.len]
     }
