@@ -145,14 +145,11 @@ pub fn check_rope(
     require_row_stride(OP, "dst", dst)?;
     require_same_type(OP, "src1", src1, ElementType::I32)?;
     if params.mode.is_multi_section() {
-        let positions = src0.ne()[2].checked_mul(4).ok_or(OpError::DimRule {
+        let positions = src0.ne()[2].checked_mul(4).ok_or(OpError::InvalidParam {
             op: OP,
-            operand: "src0",
-            dim: 2,
-            actual: src0.ne()[2],
-            violation: "times 4 overflows, as",
-            reference: "",
-            expected: usize::MAX,
+            param: "src0 ne[2]",
+            value: src0.ne()[2].to_string(),
+            reason: "is too many tokens for four positions each",
         })?;
         require_dim_eq(OP, "src1", src1, 0, "4 * src0 ne[2] = ", positions)?;
     } else {
