@@ -22,12 +22,20 @@
 //! Parameters come from ggml's `op_params` (`OpParams`, 16 `i32`s) through
 //! each op's `*Params::from_op_params`.
 //!
+//! Types: the plain types and ggml's block formats (`ElementType::Quant`,
+//! bit-exact through `kernels::quant`). Block formats are weights of
+//! MUL_MAT / MUL_MAT_ID (ggml's quantized-activation dot products for few
+//! columns), sources of GET_ROWS and CONCAT, K/V caches of FLASH_ATTN_EXT,
+//! and sources or destinations of CPY/DUP/CONT/SET_ROWS (quantized with
+//! ggml's reference quantizers); the other ops refuse them in their checks.
+//!
 //! Aliasing: the caller guarantees that `dst`'s bytes do not overlap any
 //! source's (an in-place op's source is copied to scratch first), so ops
 //! take `&[u8]` sources and a `&mut [u8]` destination in safe Rust.
 //!
 //! Work: an op's cost is about `dst.elements()` (times the inner dimension
-//! for MUL_MAT and FLASH_ATTN_EXT); a layout with zero strides can describe
+//! for MUL_MAT, MUL_MAT_ID and FLASH_ATTN_EXT, and a log factor for
+//! ARGSORT / TOP_K); a layout with zero strides can describe
 //! many elements over few bytes, so a caller bounding work should bound
 //! element counts, not bytes. Empty tensors cost nothing however large
 //! their other dimensions.
