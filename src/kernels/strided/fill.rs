@@ -9,7 +9,7 @@ use crate::kernels::strided::rules::{
     OpParams, for_each_row, param_f32, require_contiguous, require_same_type, require_shape,
     require_type,
 };
-use crate::kernels::strided::view::ViewMut;
+use crate::kernels::strided::view::{View, ViewMut};
 
 const OP: &str = "FILL";
 
@@ -34,9 +34,9 @@ pub fn check_fill(src0: &Layout, dst: &Layout) -> Result<(), OpError> {
     require_contiguous(OP, "dst", dst)
 }
 
-/// `dst[..] = value`; `src0` gives the checked layout only.
-pub fn fill(src0: &Layout, dst: &mut ViewMut<'_>, params: FillParams) -> Result<(), OpError> {
-    check_fill(src0, dst.layout())?;
+/// `dst[..] = value` (`src0` is checked, not read).
+pub fn fill(src0: View<'_>, dst: &mut ViewMut<'_>, params: FillParams) -> Result<(), OpError> {
+    check_fill(src0.layout(), dst.layout())?;
     let row = vec![params.value; dst.layout().ne()[0]];
     for_each_row(dst.layout().ne(), |i1, i2, i3| dst.write_row_f32(i1, i2, i3, &row))
 }

@@ -42,6 +42,7 @@
 
 mod acc;
 mod add_id;
+mod argmax;
 mod binary;
 mod clamp;
 mod concat;
@@ -54,6 +55,7 @@ mod flash_attn;
 mod get_rows;
 mod glu;
 mod layout;
+mod leaky_relu;
 mod mul_mat;
 mod mul_mat_id;
 mod norm;
@@ -75,6 +77,7 @@ mod tests;
 
 pub use acc::{AccParams, acc, check_acc};
 pub use add_id::{add_id, check_add_id};
+pub use argmax::{argmax, check_argmax, check_count_equal, count_equal};
 pub use binary::{BinaryOp, add, binary, check_binary, div, mul, sub};
 pub use clamp::{ClampParams, check_clamp, clamp};
 pub use concat::{ConcatParams, check_concat, concat};
@@ -88,9 +91,10 @@ pub use flash_attn::{
 pub use get_rows::{check_get_rows, get_rows};
 pub use glu::{GluOp, GluParams, check_glu, glu};
 pub use layout::{Layout, MAX_DIMS};
+pub use leaky_relu::{LeakyReluParams, check_leaky_relu, leaky_relu};
 pub use mul_mat::{check_mul_mat, mul_mat};
 pub use mul_mat_id::{check_mul_mat_id, mul_mat_id};
-pub use norm::{NormParams, check_norm, check_rms_norm, norm, rms_norm};
+pub use norm::{NormParams, check_l2_norm, check_norm, check_rms_norm, l2_norm, norm, rms_norm};
 pub use pad::{PadParams, check_pad, pad};
 pub use reduce::{
     check_cumsum, check_mean, check_sum, check_sum_rows, cumsum, mean, sum, sum_rows,

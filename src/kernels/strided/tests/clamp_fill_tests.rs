@@ -38,7 +38,7 @@ fn fill_sets_every_element() {
         let src = Tensor::random(elem, [3, 2, 2, 1], 3, 1.0);
         let mut dst = Tensor::poisoned(elem, [3, 2, 2, 1]);
         let params = FillParams::from_op_params(&float_params(0, &[f32::NEG_INFINITY]));
-        fill(&src.layout, &mut dst.view_mut(), params).unwrap();
+        fill(src.view(), &mut dst.view_mut(), params).unwrap();
         assert!(dst.values().iter().all(|&v| v == f32::NEG_INFINITY), "{elem}");
     }
     let strided = Tensor::random(F32, [6, 2, 1, 1], 4, 1.0).sub_view([3, 2, 1, 1]);

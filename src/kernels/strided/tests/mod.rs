@@ -8,6 +8,7 @@
 //! view into it (`ggml_view_4d`), all over one byte buffer.
 
 mod add_id_tests;
+mod argmax_tests;
 mod binary_tests;
 mod block_copy_tests;
 mod clamp_fill_tests;
@@ -16,6 +17,7 @@ mod copy_tests;
 mod flash_attn_tests;
 mod get_rows_tests;
 mod glu_tests;
+mod leaky_relu_tests;
 mod mul_mat_id_tests;
 mod mul_mat_tests;
 mod norm_tests;
