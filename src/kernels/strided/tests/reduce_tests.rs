@@ -63,6 +63,25 @@ fn rejects_what_ggml_cannot_reduce() {
     let err = check_mean(&rows, &wrong).unwrap_err();
     assert_eq!(err.to_string(), "MEAN: dst has ne [2, 2, 1, 1], expected [1, 2, 1, 1]");
     let transposed = Layout::new(F32, [4, 2, 1, 1], [8, 4, 32, 32]).unwrap();
-    let err = check_sum(&transposed, &Layout::contiguous(F32, [1, 1, 1, 1]).unwrap()).unwrap_err();
+    let err = check_sum_rows(&transposed, &per_row).unwrap_err();
+    assert!(matches!(err, OpError::StrideRule { operand: "src0", .. }), "{err}");
+}
+
+#[test]
+fn sum_reads_rows_as_consecutive_elements_like_ggml() {
+    // test-backend-ops sums [33, 256] transposed: ggml (its nb[0] assert
+    // compiled out) adds, for each of the 33 rows, the 256 floats that
+    // follow the row's first element in memory.
+    let stored = Tensor::random(F32, [33, 256, 1, 1], 4, 1.0);
+    let transposed = stored.transpose();
+    let mut dst = Tensor::poisoned(F32, [1, 1, 1, 1]);
+    sum(transposed.view(), &mut dst.view_mut()).unwrap();
+    let flat = stored.values();
+    let expected: f64 =
+        (0..33).map(|r| flat[r..r + 256].iter().map(|&v| f64::from(v)).sum::<f64>()).sum();
+    assert_eq!(dst.values(), [expected as f32]);
+    // A row of one element repeated (nb[0] 0) would read past its 4 bytes.
+    let narrow = Layout::new(F32, [4, 1, 1, 1], [0, 16, 16, 16]).unwrap();
+    let err = check_sum(&narrow, &Layout::contiguous(F32, [1, 1, 1, 1]).unwrap()).unwrap_err();
     assert!(matches!(err, OpError::StrideRule { operand: "src0", .. }), "{err}");
 }
