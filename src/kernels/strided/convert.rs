@@ -6,9 +6,8 @@
 //! Rows convert in one call (`row_to_f32`, `row_from_f32`): that is where a
 //! block format's dequantize / quantize functions plug in (`quant`'s
 //! `dequantize_row`, bit-exact with ggml's `dequantize_row_*`, and
-//! `quantize_row`, ggml's reference quantizers, which its CPU backend's
-//! `from_float` is for every format but Q8_0/Q8_1 on AVX machines, where the
-//! activation quantizer may differ by one step on rare elements).
+//! `cpu_quantize::quantize_row`, the quantizers ggml's CPU backend writes
+//! blocks with).
 //!
 //! A block has no single element: `element_to_f32` of a block format reads
 //! NaN and `element_from_f32` writes nothing; the ops that read elements one
@@ -18,6 +17,7 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 
 use crate::kernels::quant::{self, BlockFormat};
+use crate::kernels::strided::cpu_quantize;
 use crate::kernels::strided::element_type::ElementType;
 use crate::kernels::strided::error::OpError;
 
@@ -141,8 +141,7 @@ pub(crate) fn row_to_f32(elem: ElementType, src: &[u8], dst: &mut [f32]) -> Resu
 }
 
 /// Stores `src` as `src.len()` contiguous `elem`s at the start of `dst`
-/// (for a block format: quantizes whole blocks, ggml's reference
-/// quantizer). Fails, writing nothing, only for a block format when `src` is
+/// (for a block format: quantizes whole blocks as ggml's CPU backend does). Fails, writing nothing, only for a block format when `src` is
 /// not a whole number of blocks or `dst` is shorter than they are.
 pub(crate) fn row_from_f32(elem: ElementType, src: &[f32], dst: &mut [u8]) -> Result<(), OpError> {
     match elem {
@@ -152,7 +151,7 @@ pub(crate) fn row_from_f32(elem: ElementType, src: &[f32], dst: &mut [u8]) -> Re
                 op: "quantize",
                 detail: "row shorter than its blocks",
             })?;
-            quant::quantize_row(format, src, dst)?;
+            cpu_quantize::quantize_row(format, src, dst)?;
         }
         ElementType::F32 => {
             for (chunk, value) in dst.as_chunks_mut::<4>().0.iter_mut().zip(src) {
@@ -248,11 +247,11 @@ mod tests {
     }
 
     #[test]
-    fn block_rows_convert_through_quant_bit_exactly() {
+    fn block_rows_convert_through_ggmls_cpu_quantizer_bit_exactly() {
         let values: Vec<f32> = (0..64).map(|i| (i as f32 * 0.71).sin() * 3.0).collect();
         let format = BlockFormat::Q4_1;
         let mut expected = vec![0u8; format.row_bytes(64).unwrap()];
-        quant::quantize_row(format, &values, &mut expected).unwrap();
+        cpu_quantize::quantize_row(format, &values, &mut expected).unwrap();
         // A longer destination: only the blocks' bytes are written.
         let mut bytes = vec![0xEEu8; expected.len() + 3];
         row_from_f32(ElementType::Quant(format), &values, &mut bytes).unwrap();

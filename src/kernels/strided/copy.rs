@@ -12,7 +12,8 @@
 //! Block formats, as ggml's `dup_to_q` / `dup_from_q`:
 //! * f32, f16 or bf16 into any block format (the K/V cache in q8_0, q4_0,
 //!   ...): `src0` rows of whole blocks with `nb[0]` the element size, and a
-//!   contiguous `dst`; each row is quantized with the reference quantizer;
+//!   contiguous `dst`; each row is quantized as ggml's CPU does
+//!   (`cpu_quantize`);
 //! * a block format ggml dequantizes (not Q8_1 or Q8_K) into f32: `dst`
 //!   with `nb[0] == 4` and rows of whole blocks, or contiguous.
 //!

@@ -28,6 +28,7 @@ use rayon::prelude::*;
 
 use crate::kernels::gemm::pool;
 use crate::kernels::quant::{self, BlockFormat};
+use crate::kernels::strided::cpu_quantize;
 use crate::kernels::strided::element_type::ElementType;
 use crate::kernels::strided::error::OpError;
 use crate::kernels::strided::layout::Layout;
@@ -300,7 +301,7 @@ impl Keys<'_> {
                     detail: "key format without a dot product",
                 })?;
                 let mut bytes = vec![0u8; target.row_bytes(query.len())?];
-                quant::quantize_row(target, &query, &mut bytes)?;
+                cpu_quantize::quantize_row(target, &query, &mut bytes)?;
                 Ok(Query::Blocks(bytes))
             }
         }

@@ -26,8 +26,8 @@
 //! bit-exact through `kernels::quant`). Block formats are weights of
 //! MUL_MAT / MUL_MAT_ID (ggml's quantized-activation dot products for few
 //! columns), sources of GET_ROWS and CONCAT, K/V caches of FLASH_ATTN_EXT,
-//! and sources or destinations of CPY/DUP/CONT/SET_ROWS (quantized with
-//! ggml's reference quantizers); the other ops refuse them in their checks.
+//! and sources or destinations of CPY/DUP/CONT/SET_ROWS (quantized as
+//! ggml's CPU quantizes, `cpu_quantize`); the other ops refuse them.
 //!
 //! Aliasing: the caller guarantees that `dst`'s bytes do not overlap any
 //! source's (an in-place op's source is copied to scratch first), so ops
@@ -48,6 +48,7 @@ mod clamp;
 mod concat;
 mod convert;
 mod copy;
+mod cpu_quantize;
 mod element_type;
 mod error;
 mod fill;

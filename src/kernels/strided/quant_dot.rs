@@ -1,6 +1,7 @@
 //! MUL_MAT's dot-product strategy for quantized weights, as ggml's CPU
 //! computes it: each activation column is quantized once to the weight
-//! format's `vec_dot_format()` (Q8_0, Q8_1 or Q8_K) and every output is
+//! format's `vec_dot_format()` (Q8_0, Q8_1 or Q8_K; with ggml's CPU
+//! quantizer, `cpu_quantize`) and every output is
 //! `quant::vec_dot` of a weight row with a quantized column. That is also
 //! what test-backend-ops' tolerance for quantized MUL_MAT is set against.
 //!
@@ -12,6 +13,7 @@ use rayon::prelude::*;
 
 use crate::kernels::gemm::pool;
 use crate::kernels::quant::{self, BlockFormat};
+use crate::kernels::strided::cpu_quantize;
 use crate::kernels::strided::error::OpError;
 use crate::kernels::strided::view::View;
 
@@ -45,7 +47,7 @@ impl QuantizedColumns {
         let mut bytes = vec![0u8; len];
         if row_bytes > 0 {
             for (column, out) in columns.chunks_exact(k).zip(bytes.chunks_exact_mut(row_bytes)) {
-                quant::quantize_row(target, column, out)?;
+                cpu_quantize::quantize_row(target, column, out)?;
             }
         }
         Ok(QuantizedColumns { bytes, row_bytes })

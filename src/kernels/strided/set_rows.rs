@@ -6,7 +6,7 @@
 //! and 3 (`ne02 % ne11 == 0`, `ne03 % ne12 == 0`), and `dst`
 //! `[ne00, ne1, ne02, ne03]` of f32, f16, bf16, i32 or any block format
 //! (ggml's CPU writes every type that has a `from_float`; a quantized K/V
-//! cache row is quantized with the reference quantizer):
+//! cache row is quantized as ggml's CPU quantizes it, `cpu_quantize`):
 //! `dst[:, src1[i, i02 % ne11, i03 % ne12], i02, i03] = src0[:, i, i02, i03]`,
 //! converted. Rows of `dst` no id names are left as they are.
 //!

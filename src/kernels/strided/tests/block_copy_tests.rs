@@ -3,14 +3,22 @@
 
 use super::{BF16, F16, F32, I32, I64, Tensor, WEIGHT_FORMATS, q};
 use crate::kernels::quant::{self, BlockFormat};
+use crate::kernels::strided::cpu_quantize;
 use crate::kernels::strided::{
     Layout, check_cpy, check_get_rows, check_set_rows, cont, cpy, dup, get_rows, set_rows,
 };
 
-/// The bytes `quant::quantize_row` makes of `values`.
+/// The bytes ggml's CPU quantizer makes of `values`: the reference
+/// quantizer's, but for Q8_0 / Q8_1 (checked against it in
+/// `cpu_quantize`).
 fn quantized(format: BlockFormat, values: &[f32]) -> Vec<u8> {
     let mut bytes = vec![0u8; format.row_bytes(values.len()).unwrap()];
-    quant::quantize_row(format, values, &mut bytes).unwrap();
+    cpu_quantize::quantize_row(format, values, &mut bytes).unwrap();
+    if !matches!(format, BlockFormat::Q8_0 | BlockFormat::Q8_1) {
+        let mut reference = vec![0u8; bytes.len()];
+        quant::quantize_row(format, values, &mut reference).unwrap();
+        assert_eq!(bytes, reference, "{format}");
+    }
     bytes
 }
 
@@ -53,7 +61,7 @@ fn get_rows_refuses_activation_formats_and_bad_ids() {
 }
 
 #[test]
-fn cpy_quantizes_each_row_with_the_reference_quantizer() {
+fn cpy_quantizes_each_row_as_ggmls_cpu_does() {
     for format in QUANTIZE_FORMATS {
         for from in [F32, F16, BF16] {
             let src = Tensor::random(from, [256, 3, 2, 1], 3, 150.0);
