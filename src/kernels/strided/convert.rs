@@ -4,12 +4,22 @@
 //! rounding (`ggml_compute_fp32_to_bf16`), integers by truncating casts.
 //!
 //! Rows convert in one call (`row_to_f32`, `row_from_f32`): that is where a
-//! block format's dequantize / quantize functions plug in.
+//! block format's dequantize / quantize functions plug in (`quant`'s
+//! `dequantize_row`, bit-exact with ggml's `dequantize_row_*`, and
+//! `cpu_quantize::quantize_row`, the quantizers ggml's CPU backend writes
+//! blocks with).
+//!
+//! A block has no single element: `element_to_f32` of a block format reads
+//! NaN and `element_from_f32` writes nothing; the ops that read elements one
+//! by one refuse block formats in their checks.
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
+use crate::kernels::quant::{self, BlockFormat};
+use crate::kernels::strided::cpu_quantize;
 use crate::kernels::strided::element_type::ElementType;
+use crate::kernels::strided::error::OpError;
 
 pub(crate) fn f16_bits_to_f32(bits: u16) -> f32 {
     f16::from_bits(bits).to_f32()
@@ -50,6 +60,7 @@ pub(crate) fn element_to_f32(elem: ElementType, bytes: &[u8]) -> f32 {
         ElementType::I16 => read(bytes, |b| f32::from(i16::from_le_bytes(b))),
         ElementType::I32 => read(bytes, |b| i32::from_le_bytes(b) as f32),
         ElementType::I64 => read(bytes, |b| i64::from_le_bytes(b) as f32),
+        ElementType::Quant(_) => Some(f32::NAN),
     };
     value.unwrap_or(0.0)
 }
@@ -71,13 +82,30 @@ pub(crate) fn element_from_f32(elem: ElementType, value: f32, bytes: &mut [u8]) 
         ElementType::I16 => write(bytes, (value as i16).to_le_bytes()),
         ElementType::I32 => write(bytes, (value as i32).to_le_bytes()),
         ElementType::I64 => write(bytes, (value as i64).to_le_bytes()),
+        ElementType::Quant(_) => {}
     }
 }
 
+/// The bytes of the blocks that hold `elements` values of `format`, from
+/// the start of `bytes`.
+fn block_bytes(format: BlockFormat, elements: usize) -> Result<usize, OpError> {
+    format.row_bytes(elements).map_err(OpError::from)
+}
+
 /// Converts the `dst.len()` elements stored contiguously at the start of
-/// `src` to f32 (for a block format: dequantizes whole blocks).
-pub(crate) fn row_to_f32(elem: ElementType, src: &[u8], dst: &mut [f32]) {
+/// `src` to f32 (for a block format: dequantizes whole blocks). Fails only
+/// for a block format when `dst` is not a whole number of blocks or `src`
+/// is shorter than they are, which views never hand out.
+pub(crate) fn row_to_f32(elem: ElementType, src: &[u8], dst: &mut [f32]) -> Result<(), OpError> {
     match elem {
+        ElementType::Quant(format) => {
+            let len = block_bytes(format, dst.len())?;
+            let src = src.get(..len).ok_or(OpError::Internal {
+                op: "dequantize",
+                detail: "row shorter than its blocks",
+            })?;
+            quant::dequantize_row(format, src, dst)?;
+        }
         ElementType::F32 => {
             for (value, chunk) in dst.iter_mut().zip(src.as_chunks::<4>().0) {
                 *value = f32::from_le_bytes(*chunk);
@@ -109,12 +137,22 @@ pub(crate) fn row_to_f32(elem: ElementType, src: &[u8], dst: &mut [f32]) {
             }
         }
     }
+    Ok(())
 }
 
 /// Stores `src` as `src.len()` contiguous `elem`s at the start of `dst`
-/// (for a block format: quantizes whole blocks).
-pub(crate) fn row_from_f32(elem: ElementType, src: &[f32], dst: &mut [u8]) {
+/// (for a block format: quantizes whole blocks as ggml's CPU backend does). Fails, writing nothing, only for a block format when `src` is
+/// not a whole number of blocks or `dst` is shorter than they are.
+pub(crate) fn row_from_f32(elem: ElementType, src: &[f32], dst: &mut [u8]) -> Result<(), OpError> {
     match elem {
+        ElementType::Quant(format) => {
+            let len = block_bytes(format, src.len())?;
+            let dst = dst.get_mut(..len).ok_or(OpError::Internal {
+                op: "quantize",
+                detail: "row shorter than its blocks",
+            })?;
+            cpu_quantize::quantize_row(format, src, dst)?;
+        }
         ElementType::F32 => {
             for (chunk, value) in dst.as_chunks_mut::<4>().0.iter_mut().zip(src) {
                 *chunk = value.to_le_bytes();
@@ -145,6 +183,7 @@ pub(crate) fn row_from_f32(elem: ElementType, src: &[f32], dst: &mut [u8]) {
             }
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -186,9 +225,9 @@ mod tests {
             let mut backing = vec![0u8; values.len() * size + 1];
             for offset in [0, 1] {
                 let bytes = &mut backing[offset..offset + values.len() * size];
-                row_from_f32(elem, &values, bytes);
+                row_from_f32(elem, &values, bytes).unwrap();
                 let mut back = vec![0.0; values.len()];
-                row_to_f32(elem, bytes, &mut back);
+                row_to_f32(elem, bytes, &mut back).unwrap();
                 for (index, (&v, &b)) in values.iter().zip(&back).enumerate() {
                     let mut one = vec![0u8; size];
                     element_from_f32(elem, v, &mut one);
@@ -205,6 +244,36 @@ mod tests {
         assert_eq!(i32::from_le_bytes(bytes), -2);
         element_from_f32(ElementType::I32, 149.9, &mut bytes);
         assert_eq!(element_to_f32(ElementType::I32, &bytes), 149.0);
+    }
+
+    #[test]
+    fn block_rows_convert_through_ggmls_cpu_quantizer_bit_exactly() {
+        let values: Vec<f32> = (0..64).map(|i| (i as f32 * 0.71).sin() * 3.0).collect();
+        let format = BlockFormat::Q4_1;
+        let mut expected = vec![0u8; format.row_bytes(64).unwrap()];
+        cpu_quantize::quantize_row(format, &values, &mut expected).unwrap();
+        // A longer destination: only the blocks' bytes are written.
+        let mut bytes = vec![0xEEu8; expected.len() + 3];
+        row_from_f32(ElementType::Quant(format), &values, &mut bytes).unwrap();
+        assert_eq!(&bytes[..expected.len()], &expected[..]);
+        assert_eq!(&bytes[expected.len()..], &[0xEE; 3]);
+        let mut back = vec![0.0; 64];
+        row_to_f32(ElementType::Quant(format), &bytes, &mut back).unwrap();
+        let mut reference = vec![0.0; 64];
+        quant::dequantize_row(format, &expected, &mut reference).unwrap();
+        assert_eq!(back, reference);
+    }
+
+    #[test]
+    fn block_rows_refuse_partial_blocks_and_short_bytes() {
+        let q8_0 = ElementType::Quant(BlockFormat::Q8_0);
+        let mut out = vec![0.0; 33];
+        assert!(row_to_f32(q8_0, &[0; 68], &mut out).is_err());
+        let mut out = vec![0.0; 32];
+        assert!(row_to_f32(q8_0, &[0; 33], &mut out).is_err());
+        let mut short = [7u8; 33];
+        assert!(row_from_f32(q8_0, &[1.0; 32], &mut short).is_err());
+        assert_eq!(short, [7; 33]);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! values, so that a log line says what a client sent wrong.
 
 use crate::kernels::error::KernelError;
+use crate::kernels::quant::QuantError;
 use crate::kernels::strided::element_type::ElementType;
 
 /// Why a strided op refused to run, or a layout or view could not be built.
@@ -20,6 +21,11 @@ pub enum OpError {
         "{elem} tensor with ne {ne:?}: ne[0] is not a multiple of the {block}-element block of its type"
     )]
     PartialBlock { elem: ElementType, ne: [usize; 4], block: usize },
+
+    #[error(
+        "{elem} tensor with ne {ne:?} and nb {nb:?}: blocks must be stored contiguously (nb[0] == {block_bytes})"
+    )]
+    BlockStride { elem: ElementType, ne: [usize; 4], nb: [usize; 4], block_bytes: usize },
 
     #[error(
         "{elem} tensor with ne {ne:?} and nb {nb:?} spans more bytes than this machine can address"
@@ -120,6 +126,11 @@ pub enum OpError {
         #[source]
         source: Box<KernelError>,
     },
+
+    /// A block conversion refused its row: a bug in this module, since
+    /// views only hand out rows of whole blocks.
+    #[error("block conversion: {0}")]
+    Quant(#[from] QuantError),
 
     /// A bug in this module: an op indexed past a view it had checked.
     #[error("internal error: index {index:?} is outside the tensor with ne {ne:?}")]

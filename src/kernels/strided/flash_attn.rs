@@ -3,7 +3,8 @@
 //! logit soft-capping and attention sinks.
 //!
 //! * `q` f32 `[D, n_q, H, B]`; `k` `[D, n_kv, H_kv, B]` and `v`
-//!   `[Dv, n_kv, H_v, B]` of f16, bf16 or f32, with `H` a multiple of `H_kv`
+//!   `[Dv, n_kv, H_v, B]` of f16, bf16, f32 or a block format (the
+//!   `-ctk`/`-ctv` caches: q8_0, q4_0, ...), with `H` a multiple of `H_kv`
 //!   and `H_v` (query head `h` reads kv head `h / (H / H_kv)`);
 //! * `mask` (f16, optional): row `iq1` of plane `(h % ne2, b % ne3)` adds to
 //!   the scores of query `iq1` (it may be padded beyond `n_q` rows and
@@ -17,17 +18,24 @@
 //! others). Scores, the running maximum and sum, and the value accumulator
 //! are all f32 — ggml's tiled path does the same; its path for fewer than 64
 //! queries accumulates f16 values in f16, which we do not reproduce.
+//!
+//! Block-format caches are read as ggml's CPU reads them: each query row is
+//! quantized to K's dot-product format (Q8_0 for q8_0 and q4_0 keys) and
+//! dotted with the key rows by `quant::vec_dot`; value rows are dequantized
+//! (exactly) and accumulated in f32.
 
 use rayon::prelude::*;
 
 use crate::kernels::gemm::pool;
+use crate::kernels::quant::{self, BlockFormat};
+use crate::kernels::strided::cpu_quantize;
 use crate::kernels::strided::element_type::ElementType;
 use crate::kernels::strided::error::OpError;
 use crate::kernels::strided::layout::Layout;
 use crate::kernels::strided::mul_mat::dot;
 use crate::kernels::strided::rules::{
     OpParams, param_f32, require_contiguous, require_dim_at_least, require_dim_eq,
-    require_dim_multiple, require_row_stride, require_same_type, require_shape, require_type,
+    require_dim_multiple, require_row_stride, require_same_type, require_shape,
 };
 use crate::kernels::strided::soft_max::Alibi;
 use crate::kernels::strided::view::{View, ViewMut};
@@ -71,6 +79,35 @@ impl FlashAttnParams {
 
 const KV_TYPES: [ElementType; 3] = [ElementType::F16, ElementType::BF16, ElementType::F32];
 
+const K_SUPPORTED: &str = "f16, bf16, f32, or a block format with a dot product";
+const V_SUPPORTED: &str = "f16, bf16, f32, or a block format other than q8_1 and q8_K";
+
+/// Keys: the float types, or a block format ggml can dot a quantized query
+/// with.
+fn is_key_type(elem: ElementType) -> bool {
+    match elem.block_format() {
+        Some(format) => format.vec_dot_format().is_some(),
+        None => KV_TYPES.contains(&elem),
+    }
+}
+
+/// Values: the float types, or a block format ggml dequantizes.
+fn is_value_type(elem: ElementType) -> bool {
+    KV_TYPES.contains(&elem) || (elem.is_block_format() && elem.dequantizes())
+}
+
+fn require_kv_type(
+    operand: &'static str,
+    layout: &Layout,
+    accepted: fn(ElementType) -> bool,
+    supported: &'static str,
+) -> Result<(), OpError> {
+    if accepted(layout.elem()) {
+        return Ok(());
+    }
+    Err(OpError::UnsupportedType { op: OP, operand, actual: layout.elem(), supported })
+}
+
 /// The optional operands of FLASH_ATTN_EXT's layouts.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FlashAttnExtras<'a> {
@@ -93,8 +130,8 @@ pub fn check_flash_attn_ext(
     params: &FlashAttnParams,
 ) -> Result<(), OpError> {
     require_same_type(OP, "q", q, ElementType::F32)?;
-    require_type(OP, "k", k, &KV_TYPES, "f16, bf16, f32")?;
-    require_type(OP, "v", v, &KV_TYPES, "f16, bf16, f32")?;
+    require_kv_type("k", k, is_key_type, K_SUPPORTED)?;
+    require_kv_type("v", v, is_value_type, V_SUPPORTED)?;
     let [d, n_q, heads, batches] = q.ne();
     let n_kv = k.ne()[1];
     require_dim_eq(OP, "k", k, 0, "q ne[0] ", d)?;
@@ -161,14 +198,19 @@ pub fn flash_attn_ext(
     let [dv, n_kv, v_heads, _] = v.layout().ne();
     let k_heads = k.layout().ne()[2];
     let alibi = Alibi::new(params.max_bias, heads);
-    let mut keys = KvCache::new(k, n_kv, d);
+    let key_format = k.layout().elem().block_format();
+    let mut keys = KvCache::new(k, if key_format.is_some() { 0 } else { n_kv }, d);
     let mut values = KvCache::new(v, n_kv, dv);
     let mut outputs = vec![0.0f32; n_q * dv];
     for batch in 0..batches {
         for head in 0..heads {
             // dst is not empty, so heads > 0 and the kv head counts divide
             // it (checked): the ratios are at least 1.
-            let keys = keys.load(head / (heads / k_heads), batch)?;
+            let k_head = head / (heads / k_heads);
+            let keys = match key_format {
+                Some(format) => Keys::Blocks { view: k, format, head: k_head, batch, n_kv },
+                None => Keys::F32(keys.load(k_head, batch)?),
+            };
             let values = values.load(head / (heads / v_heads), batch)?;
             let sink = match &extras.sinks {
                 Some(sinks) => Some(sinks.read_f32([head, 0, 0, 0])?),
@@ -228,11 +270,70 @@ impl<'a> KvCache<'a> {
     }
 }
 
+/// The keys of one kv head: f32 rows, or block rows of the cache itself.
+enum Keys<'a> {
+    F32(&'a [f32]),
+    Blocks { view: View<'a>, format: BlockFormat, head: usize, batch: usize, n_kv: usize },
+}
+
+/// A query row as the keys are dotted with it.
+enum Query {
+    F32(Vec<f32>),
+    /// Quantized to the key format's `vec_dot_format()`.
+    Blocks(Vec<u8>),
+}
+
+impl Keys<'_> {
+    fn count(&self, d: usize) -> usize {
+        match self {
+            Keys::F32(rows) => rows.len() / d.max(1),
+            Keys::Blocks { n_kv, .. } => *n_kv,
+        }
+    }
+
+    /// `query` as these keys are dotted with it.
+    fn prepare(&self, query: Vec<f32>) -> Result<Query, OpError> {
+        match self {
+            Keys::F32(_) => Ok(Query::F32(query)),
+            Keys::Blocks { format, .. } => {
+                let target = format.vec_dot_format().ok_or(OpError::Internal {
+                    op: OP,
+                    detail: "key format without a dot product",
+                })?;
+                let mut bytes = vec![0u8; target.row_bytes(query.len())?];
+                cpu_quantize::quantize_row(target, &query, &mut bytes)?;
+                Ok(Query::Blocks(bytes))
+            }
+        }
+    }
+
+    /// Key `index` dotted with `query` (`d` values).
+    fn dot(&self, index: usize, query: &Query, d: usize) -> Result<f32, OpError> {
+        match (self, query) {
+            (Keys::F32(rows), Query::F32(query)) => {
+                let key = rows
+                    .get(index * d..(index + 1) * d)
+                    .ok_or(OpError::Internal { op: OP, detail: "key row outside its cache" })?;
+                Ok(dot(query, key))
+            }
+            (Keys::Blocks { view, format, head, batch, .. }, Query::Blocks(query)) => {
+                let row = view.row(index, *head, *batch)?;
+                let key = row.get(..format.row_bytes(d)?).ok_or(OpError::Internal {
+                    op: OP,
+                    detail: "key row shorter than its blocks",
+                })?;
+                Ok(quant::vec_dot(*format, d, key, query)?)
+            }
+            _ => Err(OpError::Internal { op: OP, detail: "query prepared for other keys" }),
+        }
+    }
+}
+
 /// Everything one query head needs to attend.
 struct HeadTask<'a> {
     q: View<'a>,
     mask: Option<View<'a>>,
-    keys: &'a [f32],
+    keys: Keys<'a>,
     values: &'a [f32],
     head: usize,
     batch: usize,
@@ -247,6 +348,7 @@ impl HeadTask<'_> {
         let d = self.q.layout().ne()[0];
         let mut query = vec![0.0f32; d];
         self.q.read_row_f32(row, self.head, self.batch, &mut query)?;
+        let query = self.keys.prepare(query)?;
         let mask = match &self.mask {
             Some(mask) => {
                 let [width, _, planes, mask_batches] = mask.layout().ne();
@@ -263,13 +365,10 @@ impl HeadTask<'_> {
         let mut sum = 0.0f32;
         out.fill(0.0);
         let dv = out.len();
-        let n_kv = self.values.len() / dv.max(1);
+        let n_kv = self.keys.count(d);
         for index in 0..n_kv {
-            let (Some(key), Some(value)) = (
-                self.keys.get(index * d..(index + 1) * d),
-                self.values.get(index * dv..(index + 1) * dv),
-            ) else {
-                return Err(OpError::Internal { op: OP, detail: "kv row outside its cache" });
+            let Some(value) = self.values.get(index * dv..(index + 1) * dv) else {
+                return Err(OpError::Internal { op: OP, detail: "value row outside its cache" });
             };
             let bias = match &mask {
                 Some(mask) => self.slope * mask.get(index).copied().unwrap_or(0.0),
@@ -278,7 +377,7 @@ impl HeadTask<'_> {
             if bias == f32::NEG_INFINITY {
                 continue;
             }
-            let mut score = dot(&query, key) * scale;
+            let mut score = self.keys.dot(index, &query, d)? * scale;
             if logit_softcap != 0.0 {
                 score = logit_softcap * score.tanh();
             }

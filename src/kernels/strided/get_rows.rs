@@ -4,7 +4,9 @@
 //! `src0` is `[ne00, ne01, ne02, ne03]`, `src1` i32 ids `[n, ne11, ne12]`
 //! with `ne11 == ne02` and `ne12 == ne03`; `dst` is `[ne00, n, ne11, ne12]`
 //! with `dst[:, i10, i11, i12] = src0[:, src1[i10, i11, i12], i11, i12]`.
-//! The rows are converted to f32 (an i32 `src0` is copied as i32).
+//! The rows are converted to f32 (an i32 `src0` is copied as i32); rows of
+//! a block format (every one ggml dequantizes: not Q8_1 or Q8_K) are
+//! dequantized exactly as ggml's `dequantize_row_*`.
 //!
 //! Every id is checked against `ne01` before anything is written: one out of
 //! range is an error naming it, never a read outside `src0`.
@@ -24,17 +26,21 @@ const OP: &str = "GET_ROWS";
 const SRC0_TYPES: [ElementType; 4] =
     [ElementType::F32, ElementType::F16, ElementType::BF16, ElementType::I32];
 
+const SRC0_SUPPORTED: &str = "f32, f16, bf16, i32, or a block format other than q8_1 and q8_K";
+
 /// The type `dst` has for a `src0` of `elem` (ggml: f32, except i32 stays).
 fn dst_type(elem: ElementType) -> ElementType {
     if elem == ElementType::I32 { ElementType::I32 } else { ElementType::F32 }
 }
 
-/// Checks types (src0 f32/f16/bf16/i32, src1 i32, dst f32 or i32 for an i32
-/// src0), shapes (`src0.ne[2] == src1.ne[1]`, `src0.ne[3] == src1.ne[2]`,
+/// Checks types (src0 f32/f16/bf16/i32 or a block format ggml dequantizes,
+/// src1 i32, dst f32 or i32 for an i32 src0), shapes (`src0.ne[2] == src1.ne[1]`, `src0.ne[3] == src1.ne[2]`,
 /// `src1.ne[3] == 1`, `dst.ne == [src0.ne[0], src1.ne[0], src1.ne[1],
 /// src1.ne[2]]`) and contiguous rows in `src0` and `dst`.
 pub fn check_get_rows(src0: &Layout, src1: &Layout, dst: &Layout) -> Result<(), OpError> {
-    require_type(OP, "src0", src0, &SRC0_TYPES, "f32, f16, bf16, i32")?;
+    if !(src0.elem().is_block_format() && src0.elem().dequantizes()) {
+        require_type(OP, "src0", src0, &SRC0_TYPES, SRC0_SUPPORTED)?;
+    }
     require_same_type(OP, "src1", src1, ElementType::I32)?;
     require_same_type(OP, "dst", dst, dst_type(src0.elem()))?;
     let [ne00, _, ne02, ne03] = src0.ne();
@@ -74,8 +80,8 @@ pub fn get_rows(src0: View<'_>, src1: View<'_>, dst: &mut ViewMut<'_>) -> Result
             };
             target.copy_from_slice(source);
         } else {
-            row_to_f32(src0.layout().elem(), source, &mut buffer);
-            row_from_f32(ElementType::F32, &buffer, target);
+            row_to_f32(src0.layout().elem(), source, &mut buffer)?;
+            row_from_f32(ElementType::F32, &buffer, target)?;
         }
         Ok(())
     })

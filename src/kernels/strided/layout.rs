@@ -4,6 +4,9 @@
 //! For block formats `nb[0]` is the stride between blocks and `ne[0]` still
 //! counts elements (as in ggml); here dimension 0 is indexed in *units*:
 //! blocks for block formats, elements for the plain types (one unit each).
+//! A block format's rows are whole blocks stored one after the other
+//! (`nb[0] == block_bytes` whenever a row has more than one block): ggml's
+//! `ggml_nbytes` assumes so, and every kernel of ggml reads them so.
 //!
 //! `Layout::new` proves that the byte extent — from the first byte the strides
 //! reach to one past the last — is computable without overflow, so every
@@ -28,9 +31,10 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Checks that `ne[0]` is a whole number of blocks, that the element
-    /// count fits in `usize` (zero dimensions counted as 1, so a zero cannot
-    /// hide an overflow of the others) and that the byte extent does.
+    /// Checks that `ne[0]` is a whole number of blocks stored contiguously
+    /// (block formats), that the element count fits in `usize` (zero
+    /// dimensions counted as 1, so a zero cannot hide an overflow of the
+    /// others) and that the byte extent does.
     pub fn new(
         elem: ElementType,
         ne: [usize; MAX_DIMS],
@@ -39,6 +43,10 @@ impl Layout {
         let block = elem.block_elems();
         if !ne[0].is_multiple_of(block) {
             return Err(OpError::PartialBlock { elem, ne, block });
+        }
+        let block_bytes = elem.block_bytes();
+        if elem.is_block_format() && ne[0] > block && nb[0] != block_bytes {
+            return Err(OpError::BlockStride { elem, ne, nb, block_bytes });
         }
         let too_large = OpError::TooLarge { elem, ne, nb };
         let nonzero_product = ne
@@ -304,6 +312,33 @@ mod tests {
         assert!(small.can_repeat_to(&empty));
         assert!(!empty.can_repeat_to(&big));
         assert!(empty.can_repeat_to(&empty));
+    }
+
+    #[test]
+    fn block_layouts_count_whole_blocks() {
+        let q4_0 = ElementType::Quant(crate::kernels::quant::BlockFormat::Q4_0);
+        let layout = Layout::contiguous(q4_0, [64, 3, 1, 1]).unwrap();
+        assert_eq!(layout.nb(), [18, 36, 108, 108]);
+        assert_eq!((layout.row_units(), layout.row_bytes()), (2, 36));
+        assert_eq!(layout.byte_extent(), 108);
+        assert_eq!(layout.elements(), 192);
+        assert!(layout.is_contiguous());
+    }
+
+    #[test]
+    fn rejects_a_partial_block() {
+        let q8_0 = ElementType::Quant(crate::kernels::quant::BlockFormat::Q8_0);
+        let err = Layout::contiguous(q8_0, [48, 1, 1, 1]).unwrap_err();
+        assert!(matches!(err, OpError::PartialBlock { block: 32, .. }), "{err}");
+    }
+
+    #[test]
+    fn rejects_blocks_not_stored_one_after_the_other() {
+        let q8_0 = ElementType::Quant(crate::kernels::quant::BlockFormat::Q8_0);
+        let err = Layout::new(q8_0, [64, 2, 1, 1], [68, 34, 136, 136]).unwrap_err();
+        assert!(matches!(err, OpError::BlockStride { block_bytes: 34, .. }), "{err}");
+        // A row of one block never uses nb[0].
+        assert!(Layout::new(q8_0, [32, 2, 1, 1], [0, 34, 68, 68]).is_ok());
     }
 
     #[test]

@@ -6,27 +6,34 @@
 //! Batches broadcast src0 as ggml does: batch `(i12, i13)` uses src0 batch
 //! `(i12 / (b12 / b02), i13 / (b13 / b03))` — by division, not modulo.
 //!
-//! Both operands may be any of f32, f16 and bf16 and any strides beyond
+//! `src0` may be f32, f16, bf16 or any block format with a dot product
+//! (Q4_0 ... Q8_0, the K quants, IQ4_NL, IQ4_XS); `src1` f32, f16 or bf16
+//! (f32 for block weights, as ggml's CPU requires); both any strides beyond
 //! `nb[0]` (permuted activations, views of a KV cache); everything is
-//! computed in f32. (ggml rounds the activations to f16 for f16 weights; we
-//! keep them f32, which is at least as accurate and well within
-//! test-backend-ops' tolerance of 5e-4 NMSE.)
+//! computed in f32. (ggml rounds the activations to f16 for f16 weights and
+//! to bf16 for bf16 ones; we keep them f32, which is at least as accurate
+//! and well within test-backend-ops' tolerance of 5e-4 NMSE.)
 //!
 //! Two strategies, chosen by the number of columns N:
 //! * few columns (token generation): each output is a dot product of a
 //!   weight row with an activation column, the rows split across the GEMM
-//!   pool; a row is read (and converted) once for all N columns;
-//! * more columns: the GEMM backend, on tiles of weight rows converted to
-//!   f32 (f32 weights stored aligned are used in place).
+//!   pool; a row is read (and converted) once for all N columns. For block
+//!   weights this is ggml's own method (`quant_dot`): the columns are
+//!   quantized to the weights' dot-product format and dotted with
+//!   `quant::vec_dot`;
+//! * more columns: the GEMM backend, on tiles of weight rows converted
+//!   (dequantized) to f32 (f32 weights stored aligned are used in place).
 
 use rayon::prelude::*;
 
 use crate::kernels::error::KernelError;
 use crate::kernels::gemm::{GemmBackend, MatRef, gemm, pool};
+use crate::kernels::quant::BlockFormat;
 use crate::kernels::strided::convert::row_to_f32;
 use crate::kernels::strided::element_type::ElementType;
 use crate::kernels::strided::error::OpError;
 use crate::kernels::strided::layout::Layout;
+use crate::kernels::strided::quant_dot::{QuantWeights, QuantizedColumns, quant_dot_products};
 use crate::kernels::strided::rules::{
     require_dim_eq, require_dim_multiple, require_ordered_strides, require_row_stride,
     require_same_type, require_shape, require_type,
@@ -46,6 +53,38 @@ const TYPES: [ElementType; 3] = [ElementType::F32, ElementType::F16, ElementType
 /// at 8, even at 16. (Before the AVX2 dot, the switch was near 4.)
 pub(crate) const MAX_DOT_COLUMNS: usize = 8;
 
+/// Up to how many columns `format` weights take the dot-product strategy
+/// (quantized columns and `quant::vec_dot`); above it, dequantized tiles and
+/// GEMM.
+///
+/// Measured (`tests/timing_tests.rs`, 4096² and 1024² weights, matrixmultiply,
+/// quant's vec_dot as of this commit, one and two threads alike): the GEMM
+/// strategy costs about one dequantization of the weights (12 ms at 4096² on
+/// one core) plus little per column, the dot strategy a fixed time per column
+/// (q8_0 1.6 ms, q4_0 2.7, q4_K 3.4, q6_K 4.3 ms at 4096² on one core), so
+/// they break even near 7, 4.5, 3.5 and 3 columns. A faster `vec_dot` moves
+/// these up: re-measure when it changes.
+pub(crate) const fn max_quant_dot_columns(format: BlockFormat) -> usize {
+    match format {
+        BlockFormat::Q8_0 => 6,
+        BlockFormat::Q4_0
+        | BlockFormat::Q4_1
+        | BlockFormat::Q5_0
+        | BlockFormat::Q5_1
+        | BlockFormat::Iq4Nl => 4,
+        _ => 3,
+    }
+}
+
+/// The column count up to which `elem` weights take the dot-product
+/// strategy.
+pub(crate) fn max_dot_columns(elem: ElementType) -> usize {
+    match elem.block_format() {
+        Some(format) => max_quant_dot_columns(format),
+        None => MAX_DOT_COLUMNS,
+    }
+}
+
 /// Below this many multiply-adds a batch runs on the calling thread: handing
 /// it to the pool would cost more than it saves.
 const MIN_PARALLEL_WORK: usize = 1 << 16;
@@ -53,14 +92,45 @@ const MIN_PARALLEL_WORK: usize = 1 << 16;
 /// Weight rows per GEMM tile: about 1 Mi f32 (4 MiB), at least 64 rows.
 const TILE_ELEMENTS: usize = 1 << 20;
 
-/// Checks types (src0 and src1 f32/f16/bf16, dst f32), `src1.ne[0] ==
+/// Whether ggml's CPU multiplies `elem` weights: the float types, and the
+/// block formats that have a dot product (not the activation formats Q8_1
+/// and Q8_K).
+fn is_weight_type(elem: ElementType) -> bool {
+    match elem {
+        ElementType::Quant(format) => format.vec_dot_format().is_some(),
+        other => TYPES.contains(&other),
+    }
+}
+
+/// `src0` has a type ggml's CPU multiplies as weights.
+pub(crate) fn require_weight_type(op: &'static str, src0: &Layout) -> Result<(), OpError> {
+    if is_weight_type(src0.elem()) {
+        return Ok(());
+    }
+    Err(OpError::UnsupportedType {
+        op,
+        operand: "src0",
+        actual: src0.elem(),
+        supported: WEIGHT_TYPES,
+    })
+}
+
+const WEIGHT_TYPES: &str =
+    "f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K..q6_K, iq4_nl, iq4_xs";
+
+/// Checks types (src0 f32/f16/bf16 or a block format with a dot product;
+/// src1 f32/f16/bf16, f32 for block weights; dst f32), `src1.ne[0] ==
 /// src0.ne[0]`, src1's batches multiples of src0's, `dst.ne == [src0.ne[1],
 /// src1.ne[1], src1.ne[2], src1.ne[3]]`, `nb[0]` the element size in
 /// both sources (ggml: not transposed) and dst `nb` ascending with
 /// `nb[0] == 4`.
 pub fn check_mul_mat(src0: &Layout, src1: &Layout, dst: &Layout) -> Result<(), OpError> {
-    require_type(OP, "src0", src0, &TYPES, "f32, f16, bf16")?;
-    require_type(OP, "src1", src1, &TYPES, "f32, f16, bf16")?;
+    require_weight_type(OP, src0)?;
+    if src0.elem().is_block_format() {
+        require_same_type(OP, "src1", src1, ElementType::F32)?;
+    } else {
+        require_type(OP, "src1", src1, &TYPES, "f32, f16, bf16")?;
+    }
     require_same_type(OP, "dst", dst, ElementType::F32)?;
     let [ne00, ne01, ne02, ne03] = src0.ne();
     let [_, ne11, ne12, ne13] = src1.ne();
@@ -74,15 +144,16 @@ pub fn check_mul_mat(src0: &Layout, src1: &Layout, dst: &Layout) -> Result<(), O
     require_ordered_strides(OP, "dst", dst)
 }
 
-/// `dst = src0ᵀ · src1`, products of more than `MAX_DOT_COLUMNS` columns on
-/// `backend`.
+/// `dst = src0ᵀ · src1`, products of more than `MAX_DOT_COLUMNS`
+/// (`max_quant_dot_columns` for block weights) columns on `backend`.
 pub fn mul_mat(
     src0: View<'_>,
     src1: View<'_>,
     dst: &mut ViewMut<'_>,
     backend: GemmBackend,
 ) -> Result<(), OpError> {
-    mul_mat_with_dot_columns(src0, src1, dst, backend, MAX_DOT_COLUMNS)
+    let dot_columns = max_dot_columns(src0.layout().elem());
+    mul_mat_with_dot_columns(src0, src1, dst, backend, dot_columns)
 }
 
 /// `mul_mat` with the column count up to which the dot-product strategy
@@ -110,20 +181,14 @@ pub(crate) fn mul_mat_with_dot_columns(
     let mut columns = vec![0.0f32; n * k];
     let mut products = vec![0.0f32; m * n];
     let mut dst_row = vec![0.0f32; m];
+    let strategy = Strategy { backend, max_dot_columns };
     for i13 in 0..ne13 {
         for i12 in 0..ne12 {
-            let weights = Weights { view: src0, i2: i12 / r2, i3: i13 / r3, k, m };
             // Column j of src1's batch as row j of `columns` ([n][k], f32).
             for (j, column) in columns.chunks_exact_mut(k.max(1)).enumerate() {
                 src1.read_row_f32(j, i12, i13, column)?;
             }
-            if k == 0 {
-                products.fill(0.0);
-            } else if n <= max_dot_columns {
-                dot_products(&weights, &columns, n, &mut products)?;
-            } else {
-                gemm_products(&weights, &columns, n, &mut products, backend)?;
-            }
+            batch_products(src0, [i12 / r2, i13 / r3], &columns, &mut products, strategy)?;
             // products is [m][n]; dst's row j (over m) is column j of it.
             for j in 0..n {
                 for (value, row) in dst_row.iter_mut().zip(products.chunks_exact(n)) {
@@ -134,6 +199,46 @@ pub(crate) fn mul_mat_with_dot_columns(
         }
     }
     Ok(())
+}
+
+/// How a product is computed: the GEMM backend, and up to how many columns
+/// the dot-product strategy runs instead.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Strategy {
+    pub backend: GemmBackend,
+    pub max_dot_columns: usize,
+}
+
+/// `products[i][j] = src0[:, i, batch]ᵀ · columns[j]` (`products` `[m][n]`,
+/// `columns` `[n][k]` f32, `n = columns.len() / k`), by the strategy the
+/// column count calls for. `src0` and `batch` must have been checked as
+/// MUL_MAT checks them.
+pub(crate) fn batch_products(
+    src0: View<'_>,
+    batch: [usize; 2],
+    columns: &[f32],
+    products: &mut [f32],
+    strategy: Strategy,
+) -> Result<(), OpError> {
+    let [k, m, ..] = src0.layout().ne();
+    let [i2, i3] = batch;
+    if k == 0 {
+        products.fill(0.0);
+        return Ok(());
+    }
+    let n = columns.len() / k;
+    if n <= strategy.max_dot_columns
+        && let Some(format) = src0.layout().elem().block_format()
+    {
+        let quantized = QuantizedColumns::new(format, columns, k)?;
+        let weights = QuantWeights { view: src0, format, i2, i3, k, m };
+        quant_dot_products(&weights, &quantized, n, products)
+    } else if n <= strategy.max_dot_columns {
+        dot_products(&Weights { view: src0, i2, i3, k, m }, columns, n, products)
+    } else {
+        let weights = Weights { view: src0, i2, i3, k, m };
+        gemm_products(&weights, columns, n, products, strategy.backend)
+    }
 }
 
 /// One batch of weights: `m` rows of `k` values, batch `(i2, i3)` of `view`.
@@ -157,7 +262,7 @@ impl Weights<'_> {
         {
             return Ok(values);
         }
-        row_to_f32(elem, bytes, buffer);
+        row_to_f32(elem, bytes, buffer)?;
         Ok(buffer)
     }
 
@@ -238,8 +343,7 @@ fn gemm_products(
         pool::install(|| {
             tile.par_chunks_mut(k).enumerate().try_for_each(|(offset, values)| {
                 let bytes = weights.view.row(first_row + offset, weights.i2, weights.i3)?;
-                row_to_f32(weights.view.layout().elem(), bytes, values);
-                Ok::<(), OpError>(())
+                row_to_f32(weights.view.layout().elem(), bytes, values)
             })
         })?;
         run(MatRef { data: tile, rows, cols: k, row_stride: k, col_stride: 1 }, c)?;

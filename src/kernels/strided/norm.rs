@@ -1,8 +1,10 @@
-//! RMS_NORM and NORM over each row (`ggml_rms_norm`, `ggml_norm`), f32.
+//! RMS_NORM, NORM and L2_NORM over each row (`ggml_rms_norm`, `ggml_norm`,
+//! `ggml_l2_norm`), f32.
 //!
 //! RMS_NORM: `y = x / sqrt(mean(x²) + eps)`; NORM: `y = (x - mean(x)) /
-//! sqrt(var(x) + eps)`. As in ggml the sums accumulate in f64 and the rest
-//! is f32. `eps` is `op_params[0]` (an f32) and must be `>= 0`.
+//! sqrt(var(x) + eps)`; L2_NORM: `y = x / max(sqrt(Σx²), eps)`. As in ggml
+//! the sums accumulate in f64 and the rest is f32. `eps` is `op_params[0]`
+//! (an f32) and must be `>= 0`.
 //!
 //! ggml asserts contiguous rows for RMS_NORM's source (and writes its
 //! destination as an array), while NORM reads and writes any strides.
@@ -57,6 +59,27 @@ pub fn check_rms_norm(src0: &Layout, dst: &Layout, params: NormParams) -> Result
     check_common(OP, src0, dst, params)?;
     require_row_stride(OP, "src0", src0)?;
     require_row_stride(OP, "dst", dst)
+}
+
+/// Checks f32 src0 and dst of the same shape and `eps >= 0`.
+pub fn check_l2_norm(src0: &Layout, dst: &Layout, params: NormParams) -> Result<(), OpError> {
+    check_common("L2_NORM", src0, dst, params)
+}
+
+/// `dst = src0 / max(sqrt(Σ src0²), eps)` per row (the squares rounded to
+/// f32 and summed in f64, the root taken in f32, as ggml does).
+pub fn l2_norm(src0: View<'_>, dst: &mut ViewMut<'_>, params: NormParams) -> Result<(), OpError> {
+    check_l2_norm(src0.layout(), dst.layout(), params)?;
+    let mut row = vec![0.0f32; src0.layout().ne()[0]];
+    for_each_row(src0.layout().ne(), |i1, i2, i3| {
+        src0.read_row_f32(i1, i2, i3, &mut row)?;
+        let sum: f64 = row.iter().map(|&x| f64::from(x * x)).sum();
+        // C's fmaxf: a NaN root gives eps.
+        let root = (sum as f32).sqrt();
+        let scale = 1.0 / if root.is_nan() { params.eps } else { root.max(params.eps) };
+        row.iter_mut().for_each(|x| *x *= scale);
+        dst.write_row_f32(i1, i2, i3, &row)
+    })
 }
 
 /// Checks f32 src0 and dst of the same shape and `eps >= 0`.

@@ -4,7 +4,9 @@
 //! `src0` is `[ne00, ne01, ne02, ne03]` (f32 or f16), `src1` the ids
 //! `[ne01, ne11, ne12]` (i64 or i32) broadcast over `src0`'s dimensions 2
 //! and 3 (`ne02 % ne11 == 0`, `ne03 % ne12 == 0`), and `dst`
-//! `[ne00, ne1, ne02, ne03]` of f32, f16 or bf16:
+//! `[ne00, ne1, ne02, ne03]` of f32, f16, bf16, i32 or any block format
+//! (ggml's CPU writes every type that has a `from_float`; a quantized K/V
+//! cache row is quantized as ggml's CPU quantizes it, `cpu_quantize`):
 //! `dst[:, src1[i, i02 % ne11, i03 % ne12], i02, i03] = src0[:, i, i02, i03]`,
 //! converted. Rows of `dst` no id names are left as they are.
 //!
@@ -24,7 +26,8 @@ use crate::kernels::strided::view::{View, ViewMut};
 
 const OP: &str = "SET_ROWS";
 
-/// Checks types (src0 f32/f16, src1 i64/i32, dst f32/f16/bf16), shapes
+/// Checks types (src0 f32/f16, src1 i64/i32, dst f32/f16/bf16/i32 or a
+/// block format), shapes
 /// (`dst.ne[0] == src0.ne[0]`, `dst.ne[2..4] == src0.ne[2..4]`,
 /// `src1.ne[0] == src0.ne[1]`, `src0.ne[2] % src1.ne[1] == 0`,
 /// `src0.ne[3] % src1.ne[2] == 0`, `src1.ne[3] == 1`) and contiguous rows
@@ -32,13 +35,15 @@ const OP: &str = "SET_ROWS";
 pub fn check_set_rows(src0: &Layout, src1: &Layout, dst: &Layout) -> Result<(), OpError> {
     require_type(OP, "src0", src0, &[ElementType::F32, ElementType::F16], "f32, f16")?;
     require_type(OP, "src1", src1, &[ElementType::I64, ElementType::I32], "i64, i32")?;
-    require_type(
-        OP,
-        "dst",
-        dst,
-        &[ElementType::F32, ElementType::F16, ElementType::BF16],
-        "f32, f16, bf16",
-    )?;
+    if !dst.elem().is_block_format() {
+        require_type(
+            OP,
+            "dst",
+            dst,
+            &[ElementType::F32, ElementType::F16, ElementType::BF16, ElementType::I32],
+            "f32, f16, bf16, i32, or a block format",
+        )?;
+    }
     let [ne00, ne01, ne02, ne03] = src0.ne();
     let [_, ne11, ne12, _] = src1.ne();
     require_dim_eq(OP, "dst", dst, 0, "src0 ne[0] ", ne00)?;
@@ -88,8 +93,8 @@ pub fn set_rows(src0: View<'_>, src1: View<'_>, dst: &mut ViewMut<'_>) -> Result
             };
             target.copy_from_slice(source);
         } else {
-            row_to_f32(src_elem, source, &mut buffer);
-            row_from_f32(dst_elem, &buffer, target);
+            row_to_f32(src_elem, source, &mut buffer)?;
+            row_from_f32(dst_elem, &buffer, target)?;
         }
         Ok(())
     })

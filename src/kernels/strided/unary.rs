@@ -35,6 +35,8 @@ pub enum UnaryOp {
     Gelu,
     /// `x·sigmoid(1.702·x)`, through ggml's f16 table for f32.
     GeluQuick,
+    /// The exact GELU `x·Φ(x)` with `erff`, computed (no table).
+    GeluErf,
     Silu,
     Hardswish,
     Hardsigmoid,
@@ -61,7 +63,7 @@ pub enum UnaryOp {
 
 impl UnaryOp {
     /// The op `op_params[0]` names for GGML_OP_UNARY (`enum ggml_unary_op`);
-    /// `None` for ops not implemented here (GELU_ERF, XIELU) or unknown.
+    /// `None` for ops not implemented here (XIELU) or unknown.
     pub fn from_ggml_unary(code: i32) -> Option<UnaryOp> {
         Some(match code {
             0 => UnaryOp::Abs,
@@ -80,6 +82,7 @@ impl UnaryOp {
             13 => UnaryOp::Exp,
             14 => UnaryOp::Expm1,
             15 => UnaryOp::Softplus,
+            16 => UnaryOp::GeluErf,
             18 => UnaryOp::Floor,
             19 => UnaryOp::Ceil,
             20 => UnaryOp::Round,
@@ -101,6 +104,7 @@ impl UnaryOp {
             UnaryOp::Sigmoid => "SIGMOID",
             UnaryOp::Gelu => "GELU",
             UnaryOp::GeluQuick => "GELU_QUICK",
+            UnaryOp::GeluErf => "GELU_ERF",
             UnaryOp::Silu => "SILU",
             UnaryOp::Hardswish => "HARDSWISH",
             UnaryOp::Hardsigmoid => "HARDSIGMOID",
@@ -158,6 +162,7 @@ impl UnaryOp {
             UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
             UnaryOp::Gelu => gelu(x),
             UnaryOp::GeluQuick => gelu_quick(x),
+            UnaryOp::GeluErf => gelu_erf(x),
             UnaryOp::Silu => silu(x),
             UnaryOp::Hardswish => x * 1.0f32.min(0.0f32.max((x + 3.0) / 6.0)),
             UnaryOp::Hardsigmoid => 1.0f32.min(0.0f32.max((x + 3.0) / 6.0)),
@@ -203,8 +208,17 @@ pub(crate) fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_COEF_A * x * x)).tanh())
 }
 
+const SQRT_2_INV: f32 = std::f32::consts::FRAC_1_SQRT_2;
+
+/// The exact GELU, `0.5·x·(1 + erf(x/√2))` in f32 (`ggml_vec_gelu_erf_f32`).
+/// `erff` is the `libm` crate's port of musl's, accurate to under an ulp,
+/// as the C library's that ggml calls is.
+pub(crate) fn gelu_erf(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::erff(x * SQRT_2_INV))
+}
+
 /// `x·sigmoid(1.702·x)` (`ggml_gelu_quick_f32`).
-fn gelu_quick(x: f32) -> f32 {
+pub(crate) fn gelu_quick(x: f32) -> f32 {
     x * (1.0 / (1.0 + (GELU_QUICK_COEF * x).exp()))
 }
 
@@ -224,7 +238,7 @@ pub(crate) fn gelu_table() -> &'static [u16] {
     TABLE.get_or_init(|| f16_table(gelu))
 }
 
-fn gelu_quick_table() -> &'static [u16] {
+pub(crate) fn gelu_quick_table() -> &'static [u16] {
     static TABLE: OnceLock<Box<[u16]>> = OnceLock::new();
     TABLE.get_or_init(|| f16_table(gelu_quick))
 }
@@ -298,7 +312,8 @@ mod tests {
         assert_eq!(UnaryOp::from_ggml_unary(8), Some(UnaryOp::Gelu));
         assert_eq!(UnaryOp::from_ggml_unary(10), Some(UnaryOp::Silu));
         assert_eq!(UnaryOp::from_ggml_unary(13), Some(UnaryOp::Exp));
-        assert_eq!(UnaryOp::from_ggml_unary(16), None, "GELU_ERF is not implemented");
+        assert_eq!(UnaryOp::from_ggml_unary(16), Some(UnaryOp::GeluErf));
+        assert_eq!(UnaryOp::from_ggml_unary(17), None, "XIELU is not implemented");
         assert_eq!(UnaryOp::from_ggml_unary(-1), None);
     }
 

@@ -69,7 +69,7 @@ impl<'a> View<'a> {
     ) -> Result<(), OpError> {
         let elem = self.layout.elem();
         if self.layout.has_contiguous_rows() {
-            row_to_f32(elem, self.row(i1, i2, i3)?, out);
+            row_to_f32(elem, self.row(i1, i2, i3)?, out)?;
         } else {
             for (i0, value) in out.iter_mut().enumerate() {
                 *value = element_to_f32(elem, self.unit([i0, i1, i2, i3])?);
@@ -112,6 +112,14 @@ impl<'a> ViewMut<'a> {
         self.bytes
     }
 
+    /// The bytes of the whole extent, writable (for ops that address a
+    /// contiguous tensor by byte offset, like ACC).
+    pub(crate) fn extent_mut(&mut self) -> &mut [u8] {
+        let extent = self.layout.byte_extent();
+        // The constructor checked that the bytes cover the extent.
+        &mut self.bytes[..extent]
+    }
+
     /// Reborrows as a read-only view.
     pub fn as_view(&self) -> View<'_> {
         View { layout: self.layout, bytes: self.bytes }
@@ -142,7 +150,7 @@ impl<'a> ViewMut<'a> {
     ) -> Result<(), OpError> {
         let elem = self.layout.elem();
         if self.layout.has_contiguous_rows() {
-            row_from_f32(elem, values, self.row_mut(i1, i2, i3)?);
+            row_from_f32(elem, values, self.row_mut(i1, i2, i3)?)?;
         } else {
             for (i0, &value) in values.iter().enumerate() {
                 element_from_f32(elem, value, self.unit_mut([i0, i1, i2, i3])?);

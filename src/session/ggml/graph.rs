@@ -47,6 +47,24 @@ enum Kernel {
     FlashAttnExt(Box<FlashAttnParams>),
     Scale(ScaleParams),
     Unary(UnaryOp),
+    AddId,
+    Acc(strided::AccParams),
+    Sum,
+    SumRows,
+    Cumsum,
+    Mean,
+    Argmax,
+    CountEqual,
+    Repeat,
+    Concat(strided::ConcatParams),
+    L2Norm(NormParams),
+    MulMatId,
+    Clamp(strided::ClampParams),
+    Pad(strided::PadParams),
+    Argsort(strided::ArgsortParams),
+    TopK,
+    LeakyRelu(strided::LeakyReluParams),
+    Fill(strided::FillParams),
 }
 
 /// A tensor a kernel reads or writes: where its bytes are, and how they are laid out.
@@ -398,7 +416,7 @@ fn plan_kernel(
         }
         code::GLU => {
             let p = GluParams::from_op_params(params)?;
-            strided::check_glu(src(0)?, optional(1).as_ref(), dst)?;
+            strided::check_glu(src(0)?, optional(1).as_ref(), dst, p)?;
             Kernel::Glu(p)
         }
         code::FLASH_ATTN_EXT => {
@@ -417,6 +435,97 @@ fn plan_kernel(
             let unary = UnaryOp::from_ggml_unary(params[0]).ok_or(PlanError::Unsupported)?;
             strided::check_unary(unary, src(0)?, dst)?;
             Kernel::Unary(unary)
+        }
+        code::SQR | code::SQRT | code::LOG | code::SIN | code::COS => {
+            let unary = match op {
+                code::SQR => UnaryOp::Sqr,
+                code::SQRT => UnaryOp::Sqrt,
+                code::LOG => UnaryOp::Log,
+                code::SIN => UnaryOp::Sin,
+                _ => UnaryOp::Cos,
+            };
+            strided::check_unary(unary, src(0)?, dst)?;
+            Kernel::Unary(unary)
+        }
+        code::ADD_ID => {
+            strided::check_add_id(src(0)?, src(1)?, src(2)?, dst)?;
+            Kernel::AddId
+        }
+        code::ACC => {
+            let p = strided::AccParams::from_op_params(params)?;
+            strided::check_acc(src(0)?, src(1)?, dst, &p)?;
+            Kernel::Acc(p)
+        }
+        code::SUM => {
+            strided::check_sum(src(0)?, dst)?;
+            Kernel::Sum
+        }
+        code::SUM_ROWS => {
+            strided::check_sum_rows(src(0)?, dst)?;
+            Kernel::SumRows
+        }
+        code::CUMSUM => {
+            strided::check_cumsum(src(0)?, dst)?;
+            Kernel::Cumsum
+        }
+        code::MEAN => {
+            strided::check_mean(src(0)?, dst)?;
+            Kernel::Mean
+        }
+        code::ARGMAX => {
+            strided::check_argmax(src(0)?, dst)?;
+            Kernel::Argmax
+        }
+        code::COUNT_EQUAL => {
+            strided::check_count_equal(src(0)?, src(1)?, dst)?;
+            Kernel::CountEqual
+        }
+        code::REPEAT => {
+            strided::check_repeat(src(0)?, dst)?;
+            Kernel::Repeat
+        }
+        code::CONCAT => {
+            let p = strided::ConcatParams::from_op_params(params)?;
+            strided::check_concat(src(0)?, src(1)?, dst, p)?;
+            Kernel::Concat(p)
+        }
+        code::L2_NORM => {
+            let p = NormParams::from_op_params(params);
+            strided::check_l2_norm(src(0)?, dst, p)?;
+            Kernel::L2Norm(p)
+        }
+        code::MUL_MAT_ID => {
+            strided::check_mul_mat_id(src(0)?, src(1)?, src(2)?, dst)?;
+            Kernel::MulMatId
+        }
+        code::CLAMP => {
+            let p = strided::ClampParams::from_op_params(params);
+            strided::check_clamp(src(0)?, dst)?;
+            Kernel::Clamp(p)
+        }
+        code::PAD => {
+            let p = strided::PadParams::from_op_params(params)?;
+            strided::check_pad(src(0)?, dst, &p)?;
+            Kernel::Pad(p)
+        }
+        code::ARGSORT => {
+            let p = strided::ArgsortParams::from_op_params(params)?;
+            strided::check_argsort(src(0)?, dst)?;
+            Kernel::Argsort(p)
+        }
+        code::TOP_K => {
+            strided::check_top_k(src(0)?, dst)?;
+            Kernel::TopK
+        }
+        code::LEAKY_RELU => {
+            let p = strided::LeakyReluParams::from_op_params(params);
+            strided::check_leaky_relu(src(0)?, dst)?;
+            Kernel::LeakyRelu(p)
+        }
+        code::FILL => {
+            let p = strided::FillParams::from_op_params(params);
+            strided::check_fill(src(0)?, dst)?;
+            Kernel::Fill(p)
         }
         _ => return Err(PlanError::Unsupported),
     };
@@ -534,6 +643,24 @@ fn run_step(step: &Step, buffers: &mut DeviceBuffers, gemm: GemmBackend) -> Resu
         }
         Kernel::Scale(p) => strided::scale(src(0)?, &mut dst, *p)?,
         Kernel::Unary(op) => strided::unary(*op, src(0)?, &mut dst)?,
+        Kernel::AddId => strided::add_id(src(0)?, src(1)?, src(2)?, &mut dst)?,
+        Kernel::Acc(p) => strided::acc(src(0)?, src(1)?, &mut dst, p)?,
+        Kernel::Sum => strided::sum(src(0)?, &mut dst)?,
+        Kernel::SumRows => strided::sum_rows(src(0)?, &mut dst)?,
+        Kernel::Cumsum => strided::cumsum(src(0)?, &mut dst)?,
+        Kernel::Mean => strided::mean(src(0)?, &mut dst)?,
+        Kernel::Argmax => strided::argmax(src(0)?, &mut dst)?,
+        Kernel::CountEqual => strided::count_equal(src(0)?, src(1)?, &mut dst)?,
+        Kernel::Repeat => strided::repeat(src(0)?, &mut dst)?,
+        Kernel::Concat(p) => strided::concat(src(0)?, src(1)?, &mut dst, *p)?,
+        Kernel::L2Norm(p) => strided::l2_norm(src(0)?, &mut dst, *p)?,
+        Kernel::MulMatId => strided::mul_mat_id(src(0)?, src(1)?, src(2)?, &mut dst, gemm)?,
+        Kernel::Clamp(p) => strided::clamp(src(0)?, &mut dst, *p)?,
+        Kernel::Pad(p) => strided::pad(src(0)?, &mut dst, p)?,
+        Kernel::Argsort(p) => strided::argsort(src(0)?, &mut dst, *p)?,
+        Kernel::TopK => strided::top_k(src(0)?, &mut dst)?,
+        Kernel::LeakyRelu(p) => strided::leaky_relu(src(0)?, &mut dst, *p)?,
+        Kernel::Fill(p) => strided::fill(src(0)?, &mut dst, *p)?,
     }
     Ok(())
 }

@@ -309,3 +309,55 @@ fn rejects_an_f16_query() {
     let err = check_err(&x, None, &params(1.0, 0.0, 0.0, 0));
     assert_eq!(err.to_string(), "FLASH_ATTN_EXT: q has type f16, expected f32");
 }
+
+/// The inputs with block-format caches replaced by their dequantized values
+/// and, when `quantized_query`, the query rounded through K's dot-product
+/// format as ggml's CPU rounds it: what the block path must compute.
+fn as_ggml_computes(x: &Inputs, quantized_query: bool) -> Inputs {
+    let mut q = x.q.to_f32();
+    if quantized_query && let Some(format) = x.k.layout.elem().block_format() {
+        let target = format.vec_dot_format().unwrap();
+        q = Tensor::new(super::q(target), q.layout.ne(), &q.values()).to_f32();
+    }
+    Inputs { q, k: x.k.to_f32(), v: x.v.to_f32(), mask: x.mask.clone(), sinks: x.sinks.clone() }
+}
+
+#[test]
+fn attends_over_block_format_caches_as_ggml_does() {
+    use crate::kernels::quant::BlockFormat;
+    for kv_type in [BlockFormat::Q8_0, BlockFormat::Q4_0, BlockFormat::Q4_1, BlockFormat::Q5_0] {
+        for c in [
+            Case { kv_type: super::q(kv_type), ..BASE },
+            Case { kv_type: super::q(kv_type), n_q: 1, nr23: [2, 1], sinks: true, ..BASE },
+            Case { kv_type: super::q(kv_type), permute: [0, 2, 1, 3], softcap: 20.0, ..BASE },
+        ] {
+            let x = inputs(&c);
+            let p = params(1.0 / (c.d as f32).sqrt(), c.max_bias, c.softcap, 0);
+            let dst = run(&x, &p).unwrap().values();
+            // Exactly ggml's method (to f32 rounding), and within
+            // test-backend-ops' 5e-4 of the exact attention.
+            assert_nmse(&dst, &reference(&as_ggml_computes(&x, true), &p), 1e-9);
+            assert_nmse(&dst, &reference(&as_ggml_computes(&x, false), &p), 5e-4);
+        }
+    }
+}
+
+#[test]
+fn block_keys_may_meet_float_values_and_k_quant_keys_need_whole_super_blocks() {
+    use crate::kernels::quant::BlockFormat;
+    let c = Case { kv_type: super::q(BlockFormat::Q8_0), ..BASE };
+    let mut x = inputs(&c);
+    x.v = Tensor::random(F16, [64, 96, 4, 1], 13, 1.0);
+    let p = params(0.125, 0.0, 0.0, 0);
+    let dst = run(&x, &p).unwrap().values();
+    assert_nmse(&dst, &reference(&as_ggml_computes(&x, true), &p), 1e-9);
+    // q4_K keys of 256 channels work; the activation formats are refused.
+    let c = Case { kv_type: super::q(BlockFormat::Q4K), d: 256, dv: 256, heads: 1, ..BASE };
+    let x = inputs(&c);
+    let dst = run(&x, &p).unwrap().values();
+    assert_nmse(&dst, &reference(&as_ggml_computes(&x, true), &p), 1e-9);
+    let mut x = inputs(&Case { d: 256, dv: 256, heads: 1, ..BASE });
+    x.k = Tensor::random(super::q(BlockFormat::Q8K), [256, 96, 1, 1], 14, 1.0);
+    let err = check_err(&x, None, &p).to_string();
+    assert!(err.contains("k has type q8_K"), "{err}");
+}

@@ -7,18 +7,28 @@
 //! tensor (`ggml_new_tensor`), a permutation of it (`ggml_permute`) or a
 //! view into it (`ggml_view_4d`), all over one byte buffer.
 
+mod add_id_tests;
+mod argmax_tests;
 mod binary_tests;
+mod block_copy_tests;
+mod clamp_fill_tests;
+mod concat_tests;
 mod copy_tests;
 mod flash_attn_tests;
 mod get_rows_tests;
 mod glu_tests;
+mod leaky_relu_tests;
+mod mul_mat_id_tests;
 mod mul_mat_tests;
 mod norm_tests;
+mod reduce_tests;
+mod repeat_pad_acc_tests;
 mod robustness_tests;
 mod rope_tests;
 mod scale_tests;
 mod set_rows_tests;
 mod soft_max_tests;
+mod sort_tests;
 mod timing_tests;
 mod unary_tests;
 
@@ -30,6 +40,18 @@ pub(crate) const F16: ElementType = ElementType::F16;
 pub(crate) const BF16: ElementType = ElementType::BF16;
 pub(crate) const I32: ElementType = ElementType::I32;
 pub(crate) const I64: ElementType = ElementType::I64;
+
+/// The block format `format` as an element type.
+pub(crate) const fn q(format: crate::kernels::quant::BlockFormat) -> ElementType {
+    ElementType::Quant(format)
+}
+
+/// The block formats ggml's CPU multiplies as weights (all with a dot
+/// product).
+pub(crate) const WEIGHT_FORMATS: [crate::kernels::quant::BlockFormat; 12] = {
+    use crate::kernels::quant::BlockFormat::*;
+    [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2K, Q3K, Q4K, Q5K, Q6K, Iq4Nl, Iq4Xs]
+};
 
 /// A test tensor: a layout over an owned byte buffer that starts `shift`
 /// bytes into 8-byte aligned storage.
@@ -50,10 +72,32 @@ impl Tensor {
         let layout = Layout::contiguous(elem, ne).unwrap();
         assert_eq!(values.len(), layout.elements(), "value count");
         let mut tensor = Tensor::zeroed(layout, layout.byte_extent());
+        if elem.is_block_format() {
+            // Blocks have no single elements: quantize whole rows.
+            let mut view = tensor.view_mut();
+            for (row, chunk) in values.chunks_exact(ne[0].max(1)).enumerate() {
+                let [_, i1, i2, i3] = unravel(row * ne[0], ne);
+                view.write_row_f32(i1, i2, i3, chunk).unwrap();
+            }
+            return tensor;
+        }
         for (flat, &value) in values.iter().enumerate() {
             tensor.set(unravel(flat, ne), value);
         }
         tensor
+    }
+
+    /// A contiguous f32 tensor of this one's values (block formats
+    /// dequantized, row by row).
+    pub fn to_f32(&self) -> Tensor {
+        let ne = self.layout.ne();
+        let view = self.view();
+        let mut values = vec![0.0f32; self.layout.elements()];
+        for (row, chunk) in values.chunks_exact_mut(ne[0].max(1)).enumerate() {
+            let [_, i1, i2, i3] = unravel(row * ne[0], ne);
+            view.read_row_f32(i1, i2, i3, chunk).unwrap();
+        }
+        Tensor::new(F32, ne, &values)
     }
 
     /// A contiguous tensor of `ne` filled from `f(index)`.
@@ -152,7 +196,7 @@ impl Tensor {
         self.raw()
     }
 
-    fn bytes_mut(&mut self) -> &mut [u8] {
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
         let raw: &mut [u8] = bytemuck::cast_slice_mut(&mut self.backing);
         &mut raw[self.shift..self.shift + self.len]
     }
@@ -182,8 +226,11 @@ impl Tensor {
         element_from_f32(elem, value, &mut self.bytes_mut()[range]);
     }
 
-    /// Every element in row-major order.
+    /// Every element in row-major order (block formats dequantized).
     pub fn values(&self) -> Vec<f32> {
+        if self.layout.elem().is_block_format() {
+            return self.to_f32().values();
+        }
         let ne = self.layout.ne();
         (0..self.layout.elements()).map(|flat| self.get(unravel(flat, ne))).collect()
     }

@@ -239,3 +239,78 @@ fn the_dot_product_and_gemm_strategies_agree() {
         }
     }
 }
+
+/// test-backend-ops' tolerance for MUL_MAT.
+const MUL_MAT_NMSE: f64 = 5e-4;
+
+#[test]
+fn block_weights_match_the_dequantized_reference_on_both_strategies() {
+    // test-backend-ops' shapes: m 16, n 1..16 and larger, k 256 (and 1024
+    // for the 32-blocks), batches {3, 2} broadcast {2, 2}.
+    for format in super::WEIGHT_FORMATS {
+        for n in [1, 3, 9, 32] {
+            let src0 = Tensor::random(super::q(format), [256, 16, 3, 2], 1, 1.0);
+            let src1 = Tensor::random(F32, [256, n, 6, 4], 2, 1.0);
+            let expected = reference(&src0.to_f32(), &src1);
+            for &backend in GemmBackend::available() {
+                let mut dst = dst_for(&src0, &src1);
+                mul_mat(src0.view(), src1.view(), &mut dst.view_mut(), backend).unwrap();
+                assert_nmse(&dst.values(), &expected, MUL_MAT_NMSE);
+            }
+        }
+    }
+}
+
+#[test]
+fn few_columns_of_block_weights_are_ggmls_quantized_dot_products() {
+    use crate::kernels::quant;
+    for format in super::WEIGHT_FORMATS {
+        let src0 = Tensor::random(super::q(format), [512, 5, 1, 1], 3, 2.0);
+        let src1 = Tensor::random(F32, [512, 2, 1, 1], 4, 1.0);
+        let mut dst = dst_for(&src0, &src1);
+        mul_mat(src0.view(), src1.view(), &mut dst.view_mut(), GemmBackend::default()).unwrap();
+        let target = format.vec_dot_format().unwrap();
+        for j in 0..2 {
+            let column: Vec<f32> = (0..512).map(|i| src1.get([i, j, 0, 0])).collect();
+            let mut quantized = vec![0u8; target.row_bytes(512).unwrap()];
+            crate::kernels::strided::cpu_quantize::quantize_row(target, &column, &mut quantized)
+                .unwrap();
+            for i in 0..5 {
+                let row = src0.view().row(i, 0, 0).unwrap();
+                let expected = quant::vec_dot(format, 512, row, &quantized).unwrap();
+                assert_eq!(dst.get([i, j, 0, 0]), expected, "{format} row {i} column {j}");
+            }
+        }
+    }
+}
+
+#[test]
+fn block_weights_read_permuted_activations_and_broadcast_batches() {
+    let format = crate::kernels::quant::BlockFormat::Q4_0;
+    let src0 = Tensor::random(super::q(format), [64, 8, 2, 1], 5, 1.0);
+    for n in [2, 12] {
+        // Activations stored [k, 4, n, 1], permuted to [k, n, 4, 1]: four
+        // batches over the two weight batches.
+        let stored = Tensor::random(F32, [64, 4, n, 1], 6, 1.0);
+        let src1 = stored.permute([0, 2, 1, 3]);
+        let expected = reference(&src0.to_f32(), &src1);
+        let mut dst = dst_for(&src0, &src1);
+        mul_mat(src0.view(), src1.view(), &mut dst.view_mut(), GemmBackend::default()).unwrap();
+        assert_nmse(&dst.values(), &expected, MUL_MAT_NMSE);
+    }
+}
+
+#[test]
+fn rejects_block_weights_with_non_f32_activations_and_activation_formats() {
+    use crate::kernels::quant::BlockFormat;
+    let weights = Layout::contiguous(super::q(BlockFormat::Q8_0), [64, 4, 1, 1]).unwrap();
+    let f16 = Layout::contiguous(F16, [64, 2, 1, 1]).unwrap();
+    let dst = Layout::contiguous(F32, [4, 2, 1, 1]).unwrap();
+    assert!(check_err(&weights, &f16, &dst).contains("src1 has type f16, expected f32"));
+    for format in [BlockFormat::Q8_1, BlockFormat::Q8K] {
+        let src0 = Layout::contiguous(super::q(format), [256, 4, 1, 1]).unwrap();
+        let f32 = Layout::contiguous(F32, [256, 2, 1, 1]).unwrap();
+        let err = check_err(&src0, &f32, &dst);
+        assert!(err.contains("src0 has type") && err.contains(format.name()), "{err}");
+    }
+}

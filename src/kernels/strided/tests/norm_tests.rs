@@ -135,3 +135,15 @@ fn rms_norm_rejects_rows_that_ggml_cannot_read_as_arrays() {
     let err = check_rms_norm(&src0.layout, &dst.layout, params(1e-6)).unwrap_err();
     assert!(matches!(err, OpError::StrideRule { operand: "src0", .. }), "{err}");
 }
+
+#[test]
+fn l2_norm_scales_each_row_to_unit_length_or_by_eps() {
+    use crate::kernels::strided::l2_norm;
+    let src = Tensor::new(F32, [2, 2, 1, 1], &[3.0, 4.0, 0.0, 1e-9]);
+    let mut dst = Tensor::poisoned(F32, [2, 2, 1, 1]);
+    l2_norm(src.view(), &mut dst.view_mut(), NormParams { eps: 1e-6 }).unwrap();
+    // The second row's length is below eps: divided by eps instead.
+    assert_eq!(dst.values(), [0.6, 0.8, 0.0, 1e-9f32 * (1.0 / 1e-6f32)]);
+    let err = l2_norm(src.view(), &mut dst.view_mut(), NormParams { eps: -1.0 }).unwrap_err();
+    assert!(err.to_string().contains("eps -1 must be >= 0"), "{err}");
+}

@@ -14,8 +14,9 @@ fn params(mode: i32, n_dims: i32, fs: f32, ef: f32, af: f32, n_offs: i32) -> [i3
     raw
 }
 
-/// ggml's RoPE in f64: the YaRN angle of pair `i` of position `p`.
-fn angle(p: &RopeParams, position: f64, pair: usize, factor: f64) -> (f64, f64) {
+/// ggml's RoPE in f64: the YaRN angle of pair `pair` of position
+/// `position`, its frequency `base^(-2·exponent/n_dims)`.
+fn angle(p: &RopeParams, position: f64, exponent: usize, pair: usize, factor: f64) -> (f64, f64) {
     let n_dims = f64::from(p.n_dims);
     let base = f64::from(p.freq_base);
     let corr = |beta: f32| {
@@ -24,7 +25,7 @@ fn angle(p: &RopeParams, position: f64, pair: usize, factor: f64) -> (f64, f64) 
     };
     let low = corr(p.beta_fast).floor().max(0.0);
     let high = corr(p.beta_slow).ceil().min(n_dims - 1.0);
-    let extrap = position * base.powf(-2.0 * pair as f64 / n_dims) / factor;
+    let extrap = position * base.powf(-2.0 * exponent as f64 / n_dims) / factor;
     let interp = f64::from(p.freq_scale) * extrap;
     let mut mscale = f64::from(p.attn_factor);
     let theta = if p.ext_factor != 0.0 {
@@ -38,22 +39,49 @@ fn angle(p: &RopeParams, position: f64, pair: usize, factor: f64) -> (f64, f64) 
     (theta.cos() * mscale, theta.sin() * mscale)
 }
 
+/// Which of the four positions turns pair `pair`, and the exponent of its
+/// frequency: the section the pair's sector `pair % Σs` lies in (for
+/// interleaved M-RoPE: sector % 3, within the first 3·s pairs), counted
+/// from the row's start, or in vision mode from the section's start.
+fn section_of(p: &RopeParams, pair: usize) -> (usize, usize) {
+    if !p.mode.is_multi_section() {
+        return (0, pair);
+    }
+    let s = p.sections.map(|s| s as usize);
+    let sector = pair % s.iter().sum::<usize>();
+    let starts = [0, s[0], s[0] + s[1], s[0] + s[1] + s[2]];
+    let section = match p.mode {
+        RopeMode::InterleavedMulti => match sector % 3 {
+            1 if sector < 3 * s[1] => 1,
+            2 if sector < 3 * s[2] => 2,
+            0 if sector < 3 * s[0] => 0,
+            _ => 3,
+        },
+        _ => (0..4).rev().find(|&k| sector >= starts[k] && s[k] > 0).unwrap_or(0),
+    };
+    let exponent = if p.mode == RopeMode::Vision { sector - starts[section] } else { pair };
+    (section, exponent)
+}
+
 fn reference(src0: &Tensor, pos: &Tensor, ff: Option<&Tensor>, p: &RopeParams) -> Vec<f32> {
     let [ne0, ne1, ne2, ne3] = src0.layout.ne();
     let (n_dims, n_offs) = (p.n_dims as usize, p.n_offs as usize);
+    let pairs = if p.mode == RopeMode::Vision { ne0 / 2 } else { n_dims / 2 };
     let mut out = Vec::new();
     for i3 in 0..ne3 {
         for i2 in 0..ne2 {
             for i1 in 0..ne1 {
                 let x = |i0: usize| f64::from(src0.get([i0, i1, i2, i3]));
                 let mut row: Vec<f64> = (0..ne0).map(x).collect();
-                for pair in 0..n_dims / 2 {
+                for pair in 0..pairs {
                     let factor = ff.map_or(1.0, |f| f64::from(f.get([pair, 0, 0, 0])));
-                    let position = f64::from(pos.get([i2, 0, 0, 0]));
-                    let (cos, sin) = angle(p, position, pair, factor);
+                    let (section, exponent) = section_of(p, pair);
+                    let position = f64::from(pos.get([i2 + section * ne2, 0, 0, 0]));
+                    let (cos, sin) = angle(p, position, exponent, pair, factor);
                     let (a, b) = match p.mode {
                         RopeMode::Normal => (n_offs + 2 * pair, n_offs + 2 * pair + 1),
-                        RopeMode::Neox => (n_offs + pair, n_offs + pair + n_dims / 2),
+                        RopeMode::Vision => (pair, pair + n_dims),
+                        _ => (n_offs + pair, n_offs + pair + n_dims / 2),
                     };
                     row[a] = x(a) * cos - x(b) * sin;
                     row[b] = x(a) * sin + x(b) * cos;
@@ -187,11 +215,62 @@ fn check(src0: &Tensor, pos: &Tensor, ff: Option<&Tensor>, raw: [i32; 16]) -> Op
     }
 }
 
+/// `params` with the multi-section `sections`.
+fn multi(mode: i32, n_dims: i32, sections: [i32; 4]) -> [i32; 16] {
+    let mut raw = params(mode, n_dims, 1.0, 0.0, 1.0, 0);
+    raw[11..15].copy_from_slice(&sections);
+    raw
+}
+
 #[test]
-fn rejects_multi_section_vision_and_retired_modes() {
+fn multi_section_modes_turn_each_section_by_its_own_position() {
+    // test-backend-ops: qwen2-vl M-RoPE 128 dims, sections {16, 24, 24, 0};
+    // qwen3-vl interleaved {24, 20, 20, 0}; sections summing to fewer pairs
+    // than the row repeat.
+    let cases = [(8, 128, [16, 24, 24, 0]), (40, 128, [24, 20, 20, 0]), (8, 32, [2, 3, 1, 1])];
+    for (mode, n_dims, sections) in cases {
+        for ne0 in [n_dims as usize, n_dims as usize + 16] {
+            let src0 = Tensor::random(F32, [ne0, 4, 5, 1], 30, 1.0);
+            run(&src0, &positions(20, 512, 31), None, multi(mode, n_dims, sections));
+        }
+    }
+}
+
+#[test]
+fn vision_mode_rotates_the_whole_row_restarting_each_section() {
+    // test-backend-ops: vision 2D RoPE with sections {16, 16, 0, 0}.
+    let src0 = Tensor::random(F32, [64, 3, 4, 1], 32, 1.0);
+    run(&src0, &positions(16, 100, 33), None, multi(24, 32, [8, 8, 0, 0]));
+    let src0 = Tensor::random(F16, [80, 2, 3, 1], 34, 1.0);
+    let factors: Vec<f32> = (0..40).map(|i| 1.0 + 0.01 * i as f32).collect();
+    let ff = Tensor::new(F32, [40, 1, 1, 1], &factors);
+    run(&src0, &positions(12, 100, 35), Some(&ff), multi(24, 40, [12, 8, 0, 0]));
+}
+
+#[test]
+fn rejects_multi_section_layouts_ggml_cannot_compute() {
+    let src0 = Tensor::random(F32, [32, 1, 2, 1], 36, 1.0);
+    // One position per token instead of four.
+    let err = check(&src0, &positions(2, 8, 37), None, multi(8, 32, [4, 4, 4, 0]));
+    assert_eq!(err.to_string(), "ROPE: src1 ne[0] 2 != 4 * src0 ne[2] = 8");
+    let pos = positions(8, 8, 38);
+    for sections in [[0, 0, 0, 4], [-1, 4, 4, 0], [20, 20, 0, 0]] {
+        let err = check(&src0, &pos, None, multi(8, 32, sections));
+        assert!(matches!(err, OpError::InvalidParam { param: "sections", .. }), "{err}");
+    }
+    let err = check(&src0, &pos, None, multi(24, 8, [2, 2, 0, 0]));
+    assert_eq!(err.to_string(), "ROPE: n_dims 8 must be src0 ne[0] / 2 in vision mode");
+    // Vision rotates every pair of the row: it needs a factor for each.
+    let ff = Tensor::new(F32, [8, 1, 1, 1], &[1.0; 8]);
+    let err = check(&src0, &pos, Some(&ff), multi(24, 16, [4, 4, 0, 0]));
+    assert_eq!(err.to_string(), "ROPE: freq_factors ne[0] 8 < ne0 / 2 = 16");
+}
+
+#[test]
+fn rejects_unknown_and_retired_modes() {
     let src0 = Tensor::random(F32, [8, 1, 1, 1], 19, 1.0);
     let pos = positions(1, 8, 20);
-    for mode in [8, 24, 40] {
+    for mode in [4, 16, 32] {
         let err = check(&src0, &pos, None, params(mode, 8, 1.0, 0.0, 1.0, 0));
         assert!(matches!(err, OpError::InvalidParam { param: "mode", .. }), "{err}");
     }

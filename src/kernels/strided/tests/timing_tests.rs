@@ -25,7 +25,7 @@ fn time_mul_mat(elem: ElementType, m: usize, k: usize, n: usize, dot_columns: us
     let src1 = Tensor::random(F32, [k, n, 1, 1], 2, 1.0);
     let mut dst = Tensor::poisoned(F32, [m, n, 1, 1]);
     let backend = GemmBackend::default();
-    best_ms(5, || {
+    best_ms(3, || {
         mul_mat_with_dot_columns(
             src0.view(),
             src1.view(),
@@ -52,6 +52,29 @@ fn mul_mat_strategy_timings() {
                 gflops(dot),
                 gflops(gemm)
             );
+        }
+    }
+}
+
+#[test]
+#[ignore = "timing; run in release with --ignored --nocapture"]
+fn quantized_mul_mat_strategy_timings() {
+    use crate::kernels::quant::BlockFormat;
+    let threads = crate::kernels::gemm::pool::thread_count();
+    println!("MUL_MAT block weights, backend {}, {threads} threads", GemmBackend::default());
+    for format in [BlockFormat::Q4_0, BlockFormat::Q8_0, BlockFormat::Q4K, BlockFormat::Q6K] {
+        for size in [4096, 1024] {
+            for n in [1, 2, 4, 8, 16, 64] {
+                let elem = ElementType::Quant(format);
+                let dot = time_mul_mat(elem, size, size, n, usize::MAX);
+                let gemm = time_mul_mat(elem, size, size, n, 0);
+                let gflops = |ms: f64| 2.0 * (size * size * n) as f64 / ms / 1e6;
+                println!(
+                    "{format:6} {size}² n {n:3}: dot {dot:8.2} ms ({:6.1} GFLOP/s)  gemm {gemm:8.2} ms ({:6.1} GFLOP/s)",
+                    gflops(dot),
+                    gflops(gemm)
+                );
+            }
         }
     }
 }

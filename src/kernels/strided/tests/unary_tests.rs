@@ -3,7 +3,7 @@ use half::f16;
 use super::{BF16, F16, F32, I32, Tensor, assert_close, round_to};
 use crate::kernels::strided::{OpError, UnaryOp, check_unary, unary};
 
-const ALL: [UnaryOp; 25] = [
+const ALL: [UnaryOp; 26] = [
     UnaryOp::Abs,
     UnaryOp::Sgn,
     UnaryOp::Neg,
@@ -14,6 +14,7 @@ const ALL: [UnaryOp; 25] = [
     UnaryOp::Sigmoid,
     UnaryOp::Gelu,
     UnaryOp::GeluQuick,
+    UnaryOp::GeluErf,
     UnaryOp::Silu,
     UnaryOp::Hardswish,
     UnaryOp::Hardsigmoid,
@@ -54,6 +55,7 @@ fn reference(op: UnaryOp, x: f64) -> f64 {
                 * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
         }
         UnaryOp::GeluQuick => x * sigmoid(1.702 * x),
+        UnaryOp::GeluErf => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
         UnaryOp::Silu => x * sigmoid(x),
         UnaryOp::Hardswish => x * ((x + 3.0) / 6.0).clamp(0.0, 1.0),
         UnaryOp::Hardsigmoid => ((x + 3.0) / 6.0).clamp(0.0, 1.0),
