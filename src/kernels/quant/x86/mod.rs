@@ -1,0 +1,182 @@
+//! x86-64 SIMD kernels, selected at run time.
+//!
+//! Each instruction-set level is a zero-sized token ([`Avx2`], [`Avx512`])
+//! that only [`Avx2::detect`] / [`Avx512::detect`] can make, after
+//! checking the CPU. The kernels are `#[target_feature]` functions (safe to
+//! call only where their features are enabled); a token's methods are the
+//! one place that calls them, justified by the token's existence. Inside
+//! the kernels everything is safe code except the loads and stores of
+//! `memory`.
+//!
+//! The methods expect the lengths the caller (`Implementation`) checked:
+//! whole blocks, the same count on both sides. Were they not, the kernels
+//! would read only the blocks both sides have, never out of bounds.
+//!
+//! Loops over the fixed-size arrays of vectors are index loops on purpose:
+//! they unroll into registers, where iterator chains over arrays of
+//! vectors measured much slower (spilled to the stack).
+#![allow(clippy::needless_range_loop)]
+
+mod avx2_convert;
+mod avx2_dot_k;
+mod avx2_dot_legacy;
+mod avx2_ops;
+mod avx512_dot_k;
+mod avx512_dot_legacy;
+mod memory;
+
+use std::sync::OnceLock;
+
+use crate::kernels::quant::BlockFormat;
+use crate::kernels::quant::blocks::{blocks_of, blocks_of_mut};
+
+/// The CPU features the kernels use, detected once.
+#[derive(Clone, Copy)]
+struct Features {
+    avx2: bool,
+    avx512: bool,
+}
+
+fn features() -> Features {
+    static FEATURES: OnceLock<Features> = OnceLock::new();
+    *FEATURES.get_or_init(|| {
+        let avx2 = is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c");
+        let avx512 = avx2
+            && is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512dq")
+            && is_x86_feature_detected!("avx512vl")
+            && is_x86_feature_detected!("avx512vnni");
+        Features { avx2, avx512 }
+    })
+}
+
+/// Proof that this CPU has AVX2, FMA and F16C.
+#[derive(Clone, Copy)]
+pub(super) struct Avx2 {
+    _detected: (),
+}
+
+impl Avx2 {
+    pub(super) fn detect() -> Option<Avx2> {
+        features().avx2.then_some(Avx2 { _detected: () })
+    }
+
+    /// `None` for the activation formats (no dot product of their own).
+    pub(super) fn vec_dot(self, format: BlockFormat, x: &[u8], y: &[u8]) -> Option<f32> {
+        use BlockFormat::*;
+        use avx2_dot_k as k;
+        use avx2_dot_legacy as legacy;
+        // SAFETY: an `Avx2` exists only after `detect` found AVX2, FMA and
+        // F16C, which are all the features these kernels enable.
+        let dot = unsafe {
+            match format {
+                Q4_0 => legacy::dot_q4_0(blocks_of(x), blocks_of(y)),
+                Q4_1 => legacy::dot_q4_1(blocks_of(x), blocks_of(y)),
+                Q5_0 => legacy::dot_q5_0(blocks_of(x), blocks_of(y)),
+                Q5_1 => legacy::dot_q5_1(blocks_of(x), blocks_of(y)),
+                Q8_0 => legacy::dot_q8_0(blocks_of(x), blocks_of(y)),
+                Iq4Nl => legacy::dot_iq4_nl(blocks_of(x), blocks_of(y)),
+                Q2K => k::dot_q2_k(blocks_of(x), blocks_of(y)),
+                Q3K => k::dot_q3_k(blocks_of(x), blocks_of(y)),
+                Q4K => k::dot_q4_k(blocks_of(x), blocks_of(y)),
+                Q5K => k::dot_q5_k(blocks_of(x), blocks_of(y)),
+                Q6K => k::dot_q6_k(blocks_of(x), blocks_of(y)),
+                Iq4Xs => k::dot_iq4_xs(blocks_of(x), blocks_of(y)),
+                Q8_1 | Q8K => return None,
+            }
+        };
+        Some(dot)
+    }
+}
+
+impl Avx2 {
+    /// Quantizes an activation row (Q8_0, Q8_1, Q8_K) and returns `true`;
+    /// `false` for the weight formats, whose reference quantizers (scale
+    /// searches, not on any hot path) stay scalar.
+    pub(super) fn quantize_row(self, format: BlockFormat, src: &[f32], dst: &mut [u8]) -> bool {
+        // SAFETY: an `Avx2` exists only after `detect` found AVX2, FMA and
+        // F16C; these kernels enable AVX2 and F16C.
+        unsafe {
+            match format {
+                BlockFormat::Q8_0 => avx2_convert::quantize_q8_0(src, blocks_of_mut(dst)),
+                BlockFormat::Q8_1 => avx2_convert::quantize_q8_1(src, blocks_of_mut(dst)),
+                BlockFormat::Q8K => avx2_convert::quantize_q8_k(src, blocks_of_mut(dst)),
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    pub(super) fn dequantize_row(self, format: BlockFormat, src: &[u8], dst: &mut [f32]) {
+        use BlockFormat::*;
+        use avx2_convert as c;
+        // SAFETY: as in `quantize_row`.
+        unsafe {
+            match format {
+                Q4_0 => c::dequantize_q4_0(blocks_of(src), dst),
+                Q4_1 => c::dequantize_q4_1(blocks_of(src), dst),
+                Q5_0 => c::dequantize_q5_0(blocks_of(src), dst),
+                Q5_1 => c::dequantize_q5_1(blocks_of(src), dst),
+                Q8_0 => c::dequantize_q8_0(blocks_of(src), dst),
+                Q8_1 => c::dequantize_q8_1(blocks_of(src), dst),
+                Q2K => c::dequantize_q2_k(blocks_of(src), dst),
+                Q3K => c::dequantize_q3_k(blocks_of(src), dst),
+                Q4K => c::dequantize_q4_k(blocks_of(src), dst),
+                Q5K => c::dequantize_q5_k(blocks_of(src), dst),
+                Q6K => c::dequantize_q6_k(blocks_of(src), dst),
+                Q8K => c::dequantize_q8_k(blocks_of(src), dst),
+                Iq4Nl => c::dequantize_iq4_nl(blocks_of(src), dst),
+                Iq4Xs => c::dequantize_iq4_xs(blocks_of(src), dst),
+            }
+        }
+    }
+}
+
+/// Proof that this CPU has AVX-512 F, BW, DQ, VL and VNNI, and everything
+/// [`Avx2`] needs.
+#[derive(Clone, Copy)]
+pub(super) struct Avx512 {
+    _detected: (),
+}
+
+impl Avx512 {
+    pub(super) fn detect() -> Option<Avx512> {
+        features().avx512.then_some(Avx512 { _detected: () })
+    }
+
+    /// The AVX2 kernels, for what has no AVX-512 kernel of its own.
+    pub(super) fn avx2(self) -> Avx2 {
+        Avx2 { _detected: () }
+    }
+
+    /// `None` for the activation formats (no dot product of their own).
+    pub(super) fn vec_dot(self, format: BlockFormat, x: &[u8], y: &[u8]) -> Option<f32> {
+        use BlockFormat::*;
+        use avx512_dot_k as k;
+        use avx512_dot_legacy as legacy;
+        // SAFETY: an `Avx512` exists only after `detect` found AVX-512 F,
+        // BW, DQ, VL, VNNI, AVX2, FMA and F16C, which are all the features
+        // these kernels enable.
+        let dot = unsafe {
+            match format {
+                Q4_0 => legacy::dot_q4_0(blocks_of(x), blocks_of(y)),
+                Q4_1 => legacy::dot_q4_1(blocks_of(x), blocks_of(y)),
+                Q5_0 => legacy::dot_q5_0(blocks_of(x), blocks_of(y)),
+                Q5_1 => legacy::dot_q5_1(blocks_of(x), blocks_of(y)),
+                Q8_0 => legacy::dot_q8_0(blocks_of(x), blocks_of(y)),
+                Iq4Nl => legacy::dot_iq4_nl(blocks_of(x), blocks_of(y)),
+                Q2K => k::dot_q2_k(blocks_of(x), blocks_of(y)),
+                Q3K => k::dot_q3_k(blocks_of(x), blocks_of(y)),
+                Q4K => k::dot_q4_k(blocks_of(x), blocks_of(y)),
+                Q5K => k::dot_q5_k(blocks_of(x), blocks_of(y)),
+                Q6K => k::dot_q6_k(blocks_of(x), blocks_of(y)),
+                Iq4Xs => k::dot_iq4_xs(blocks_of(x), blocks_of(y)),
+                Q8_1 | Q8K => return None,
+            }
+        };
+        Some(dot)
+    }
+}
