@@ -96,29 +96,38 @@ fn bench_dot(formats: &[BlockFormat]) {
     println!();
 }
 
+/// Tiles of `columns` weight rows × `rows` activation rows of `n`
+/// elements: a matrix-vector product's rows (one activation row) and a
+/// block of a matrix product.
+const TILES: [(usize, usize, usize); 4] =
+    [(64, 1, 256), (64, 1, 1024), (64, 1, 4096), (16, 8, 4096)];
+
 fn bench_tile(formats: &[BlockFormat]) {
     let implementations = implementations();
-    const COLUMNS: usize = 16;
-    const ROWS: usize = 8;
-    let n = 4096;
-    println!("vec_dot_tile, {COLUMNS} weight rows x {ROWS} activation rows of {n}, GFLOP/s");
-    header("format", &implementations);
+    println!("vec_dot_tile, weight rows x activation rows of n elements, GFLOP/s");
+    header("format  tile", &implementations);
     for &format in formats {
         let Some(y_format) = format.vec_dot_format() else { continue };
-        let xs: Vec<Vec<u8>> = (0..COLUMNS).map(|i| quantized(format, n, 10 + i as u64)).collect();
-        let ys: Vec<Vec<u8>> = (0..ROWS).map(|i| quantized(y_format, n, 50 + i as u64)).collect();
-        let x_refs: Vec<&[u8]> = xs.iter().map(Vec::as_slice).collect();
-        let y_refs: Vec<&[u8]> = ys.iter().map(Vec::as_slice).collect();
-        let mut out = vec![0f32; COLUMNS * ROWS];
-        print!("{:<16}", format.name());
-        for &implementation in &implementations {
-            let seconds = seconds_per_call(|| {
-                implementation.vec_dot_tile(format, n, &x_refs, &y_refs, &mut out, COLUMNS).ok();
-                black_box(&out);
-            });
-            print!("{:>10.1}", 2.0 * (n * COLUMNS * ROWS) as f64 / seconds * 1e-9);
+        for (columns, rows, n) in TILES {
+            let xs: Vec<Vec<u8>> =
+                (0..columns).map(|i| quantized(format, n, 10 + i as u64)).collect();
+            let ys: Vec<Vec<u8>> =
+                (0..rows).map(|i| quantized(y_format, n, 90 + i as u64)).collect();
+            let x_refs: Vec<&[u8]> = xs.iter().map(Vec::as_slice).collect();
+            let y_refs: Vec<&[u8]> = ys.iter().map(Vec::as_slice).collect();
+            let mut out = vec![0f32; columns * rows];
+            print!("{:<8}{:<8}", format.name(), format!("{columns}x{rows}x{n}"));
+            for &implementation in &implementations {
+                let seconds = seconds_per_call(|| {
+                    implementation
+                        .vec_dot_tile(format, n, &x_refs, &y_refs, &mut out, columns)
+                        .ok();
+                    black_box(&out);
+                });
+                print!("{:>10.1}", 2.0 * (n * columns * rows) as f64 / seconds * 1e-9);
+            }
+            println!();
         }
-        println!();
     }
     println!();
 }

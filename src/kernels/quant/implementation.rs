@@ -169,6 +169,14 @@ impl Implementation {
     /// Every row is checked as in [`vec_dot`](Self::vec_dot); `out_stride`
     /// must be at least `xs.len()` and `out` long enough for the last row.
     /// Nothing is written unless every check passes.
+    ///
+    /// This is the entry point for matrix products: the checks run once per
+    /// tile, and the AVX-512 kernels take many weight rows per call and up
+    /// to four activation rows at a time, unpacking each weight block once
+    /// for all four (measured: about twice the throughput of one dot
+    /// product at a time for 8 activation rows; for one activation row, the
+    /// per-call overhead of a short row is saved). Results equal
+    /// [`vec_dot`](Self::vec_dot)'s within the same few ulps.
     pub fn vec_dot_tile(
         self,
         format: BlockFormat,
@@ -190,9 +198,21 @@ impl Implementation {
         if xs.is_empty() || ys.is_empty() {
             return Ok(());
         }
-        for (y, out_row) in ys.iter().zip(out.chunks_mut(out_stride)) {
-            for (x, out) in xs.iter().zip(out_row.iter_mut()) {
-                *out = backend.vec_dot(format, x, y).ok_or(QuantError::NoDotProduct { format })?;
+        match backend {
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx512(avx512) => {
+                if !avx512.vec_dot_tile(format, xs, ys, out, out_stride) {
+                    return Err(QuantError::NoDotProduct { format });
+                }
+            }
+            _ => {
+                for (y, out_row) in ys.iter().zip(out.chunks_mut(out_stride)) {
+                    for (x, out) in xs.iter().zip(out_row.iter_mut()) {
+                        *out = backend
+                            .vec_dot(format, x, y)
+                            .ok_or(QuantError::NoDotProduct { format })?;
+                    }
+                }
             }
         }
         Ok(())

@@ -385,7 +385,9 @@ fn a_tile_holds_the_dot_product_of_every_weight_row_with_every_activation_row() 
             let mut rng = SplitMix::new(67 + x_format.ggml_type() as u64);
             let blocks = 5;
             let n = blocks * x_format.block_elems();
-            for (columns, rows) in [(1, 1), (3, 1), (1, 5), (7, 6), (9, 4), (16, 9)] {
+            // Up to nine activation rows (kernels take four, two, one at a
+            // time) and more weight rows than a kernel call takes (32).
+            for (columns, rows) in [(1, 1), (3, 1), (1, 5), (7, 6), (9, 4), (16, 9), (70, 3)] {
                 let xs: Vec<Vec<u8>> =
                     (0..columns).map(|_| random_row(x_format, blocks, &mut rng)).collect();
                 let ys: Vec<Vec<u8>> = (0..rows)

@@ -23,10 +23,10 @@ use crate::kernels::quant::blocks::{
 use crate::kernels::quant::fp16::f32_to_f16_bits;
 use crate::kernels::quant::legacy;
 use crate::kernels::quant::x86::avx2_dot_k::{
-    iq4_xs_scales, k4_scales_and_mins, q3_k_scales, q5_k_levels, q6_k_levels, q8_k_scale,
+    iq4_xs_scales, k4_decode_header, k4_header, q3_k_scales, q5_k_levels, q6_k_levels, q8_k_scale,
 };
 use crate::kernels::quant::x86::avx2_dot_legacy::{iq4_levels, iq4_table, q5_levels};
-use crate::kernels::quant::x86::avx2_ops::{f16_to_f32, hsum_i32x8, nibbles_32};
+use crate::kernels::quant::x86::avx2_ops::{f16_splat, f16_to_f32, hsum_i32x8, nibbles_32};
 use crate::kernels::quant::x86::memory::{load_256, load_f32x8, store_128, store_256, store_f32x8};
 
 // ------------------------------------------------------------- quantizing
@@ -69,11 +69,17 @@ fn abs(v: __m256) -> __m256 {
 #[inline]
 #[target_feature(enable = "avx2")]
 fn round_half_away(x: __m256) -> __m256 {
-    let truncated = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(x);
-    let fraction = abs(_mm256_sub_ps(x, truncated));
-    let away = _mm256_cmp_ps::<_CMP_GE_OQ>(fraction, _mm256_set1_ps(0.5));
-    let one_with_sign = _mm256_or_ps(_mm256_and_ps(x, _mm256_set1_ps(-0.0)), _mm256_set1_ps(1.0));
-    _mm256_add_ps(truncated, _mm256_and_ps(away, one_with_sign))
+    // trunc(x ± h) with h = 0.5 − 2^-25, the float just below one half,
+    // signed like x: below a half-way point the exact sum stays below the
+    // next integer (and rounds to at most the float below it); at a
+    // half-way point n + 0.5 it lies 2^-25 under n + 1, nearer to it than
+    // to any other float, so it rounds up to n + 1; above, it passes
+    // n + 1. Integers (|x| ≥ 2^23 in particular) stay put, as do NaN and
+    // infinities. `q8_rounding_equals_roundf_on_every_float` checks it.
+    const JUST_BELOW_HALF: f32 = f32::from_bits(0x3eff_ffff);
+    let sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0));
+    let nudge = _mm256_or_ps(sign, _mm256_set1_ps(JUST_BELOW_HALF));
+    _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(_mm256_add_ps(x, nudge))
 }
 
 /// The low bytes of 32 i32 lanes (C's `(int8_t)` of an int), in order.
@@ -211,33 +217,47 @@ enum Then {
     /// `level·d`.
     Nothing,
     /// `level·d + c` (Q4_1, Q5_1: the minimum).
-    Add([f32; 2]),
+    Add([__m256; 2]),
     /// `level·d − c` (Q2_K, Q4_K, Q5_K: the scaled minimum).
-    Subtract([f32; 2]),
+    Subtract([__m256; 2]),
 }
 
 /// `out[e] = level[e] as f32 · d[e / 16]`, then `then`, for 32 signed
 /// level bytes; `d` (and `then`'s constants) for elements 0..16, then
-/// 16..32.
+/// 16..32, broadcast.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn decode_32(levels: __m256i, d: [f32; 2], then: Then, out: &mut [f32; 32]) {
+fn decode_32(levels: __m256i, d: [__m256; 2], then: Then, out: &mut [f32; 32]) {
     let low = _mm256_castsi256_si128(levels);
     let high = _mm256_extracti128_si256::<1>(levels);
     let eights = [low, _mm_srli_si128::<8>(low), high, _mm_srli_si128::<8>(high)];
     let outs = out.as_chunks_mut::<8>().0;
     for i in 0..4 {
         let values = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(eights[i]));
-        let scaled = _mm256_mul_ps(values, _mm256_set1_ps(d[i / 2]));
+        let scaled = _mm256_mul_ps(values, d[i / 2]);
         let result = match then {
             Then::Nothing => scaled,
-            Then::Add(c) => _mm256_add_ps(scaled, _mm256_set1_ps(c[i / 2])),
-            Then::Subtract(c) => _mm256_sub_ps(scaled, _mm256_set1_ps(c[i / 2])),
+            Then::Add(c) => _mm256_add_ps(scaled, c[i / 2]),
+            Then::Subtract(c) => _mm256_sub_ps(scaled, c[i / 2]),
         };
         if let Some(out) = outs.get_mut(i) {
             store_f32x8(out, result);
         }
     }
+}
+
+/// `[v, v]`, broadcast: one scale for a whole 32-element group.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn both(v: f32) -> [__m256; 2] {
+    [_mm256_set1_ps(v); 2]
+}
+
+/// `[a, b]`, broadcast: the scales of two 16-element groups.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn pair(a: f32, b: f32) -> [__m256; 2] {
+    [_mm256_set1_ps(a), _mm256_set1_ps(b)]
 }
 
 /// The 32-element blocks of `dst`.
@@ -253,7 +273,7 @@ fn outputs_256(dst: &mut [f32]) -> impl Iterator<Item = &mut [[f32; 32]]> {
 #[target_feature(enable = "avx2,f16c")]
 pub(super) fn dequantize_q4_0(src: &[BlockQ4_0], dst: &mut [f32]) {
     for (x, out) in src.iter().zip(outputs_32(dst)) {
-        let d = f16_to_f32(x.d);
+        let d = f16_splat(x.d);
         let levels = _mm256_sub_epi8(nibbles_32(&x.qs), _mm256_set1_epi8(8));
         decode_32(levels, [d, d], Then::Nothing, out);
     }
@@ -262,7 +282,7 @@ pub(super) fn dequantize_q4_0(src: &[BlockQ4_0], dst: &mut [f32]) {
 #[target_feature(enable = "avx2,f16c")]
 pub(super) fn dequantize_q4_1(src: &[BlockQ4_1], dst: &mut [f32]) {
     for (x, out) in src.iter().zip(outputs_32(dst)) {
-        let (d, m) = (f16_to_f32(x.d), f16_to_f32(x.m));
+        let (d, m) = (f16_splat(x.d), f16_splat(x.m));
         decode_32(nibbles_32(&x.qs), [d, d], Then::Add([m, m]), out);
     }
 }
@@ -270,7 +290,7 @@ pub(super) fn dequantize_q4_1(src: &[BlockQ4_1], dst: &mut [f32]) {
 #[target_feature(enable = "avx2,f16c")]
 pub(super) fn dequantize_q5_0(src: &[BlockQ5_0], dst: &mut [f32]) {
     for (x, out) in src.iter().zip(outputs_32(dst)) {
-        let d = f16_to_f32(x.d);
+        let d = f16_splat(x.d);
         let levels = _mm256_sub_epi8(q5_levels(&x.qs, x.qh), _mm256_set1_epi8(16));
         decode_32(levels, [d, d], Then::Nothing, out);
     }
@@ -279,7 +299,7 @@ pub(super) fn dequantize_q5_0(src: &[BlockQ5_0], dst: &mut [f32]) {
 #[target_feature(enable = "avx2,f16c")]
 pub(super) fn dequantize_q5_1(src: &[BlockQ5_1], dst: &mut [f32]) {
     for (x, out) in src.iter().zip(outputs_32(dst)) {
-        let (d, m) = (f16_to_f32(x.d), f16_to_f32(x.m));
+        let (d, m) = (f16_splat(x.d), f16_splat(x.m));
         decode_32(q5_levels(&x.qs, x.qh), [d, d], Then::Add([m, m]), out);
     }
 }
@@ -287,7 +307,7 @@ pub(super) fn dequantize_q5_1(src: &[BlockQ5_1], dst: &mut [f32]) {
 #[target_feature(enable = "avx2,f16c")]
 pub(super) fn dequantize_q8_0(src: &[BlockQ8_0], dst: &mut [f32]) {
     for (x, out) in src.iter().zip(outputs_32(dst)) {
-        let d = f16_to_f32(x.d);
+        let d = f16_splat(x.d);
         decode_32(load_256(&x.qs), [d, d], Then::Nothing, out);
     }
 }
@@ -295,7 +315,7 @@ pub(super) fn dequantize_q8_0(src: &[BlockQ8_0], dst: &mut [f32]) {
 #[target_feature(enable = "avx2,f16c")]
 pub(super) fn dequantize_q8_1(src: &[BlockQ8_1], dst: &mut [f32]) {
     for (x, out) in src.iter().zip(outputs_32(dst)) {
-        let d = f16_to_f32(x.d);
+        let d = f16_splat(x.d);
         decode_32(load_256(&x.qs), [d, d], Then::Nothing, out);
     }
 }
@@ -304,7 +324,7 @@ pub(super) fn dequantize_q8_1(src: &[BlockQ8_1], dst: &mut [f32]) {
 pub(super) fn dequantize_iq4_nl(src: &[BlockIq4Nl], dst: &mut [f32]) {
     let table = iq4_table();
     for (x, out) in src.iter().zip(outputs_32(dst)) {
-        let d = f16_to_f32(x.d);
+        let d = f16_splat(x.d);
         decode_32(iq4_levels(table, &x.qs), [d, d], Then::Nothing, out);
     }
 }
@@ -322,9 +342,9 @@ pub(super) fn dequantize_q2_k(src: &[BlockQ2K], dst: &mut [f32]) {
             for k in 0..4 {
                 let (chunk, g) = (4 * half + k, 8 * half + 2 * k);
                 let levels = _mm256_and_si256(bits, three);
-                let then = Then::Subtract([ml[g], ml[g + 1]]);
+                let then = Then::Subtract(pair(ml[g], ml[g + 1]));
                 if let Some(out) = outs.get_mut(chunk) {
-                    decode_32(levels, [dl[g], dl[g + 1]], then, out);
+                    decode_32(levels, pair(dl[g], dl[g + 1]), then, out);
                 }
                 bits = _mm256_srli_epi16::<2>(bits);
             }
@@ -349,7 +369,7 @@ pub(super) fn dequantize_q3_k(src: &[BlockQ3K], dst: &mut [f32]) {
                 let levels =
                     _mm256_sub_epi8(_mm256_or_si256(_mm256_and_si256(bits, three), third), four);
                 if let Some(out) = outs.get_mut(chunk) {
-                    decode_32(levels, [dl[g], dl[g + 1]], Then::Nothing, out);
+                    decode_32(levels, pair(dl[g], dl[g + 1]), Then::Nothing, out);
                 }
                 bits = _mm256_srli_epi16::<2>(bits);
                 high = _mm256_srli_epi16::<1>(high);
@@ -360,10 +380,12 @@ pub(super) fn dequantize_q3_k(src: &[BlockQ3K], dst: &mut [f32]) {
 
 /// Q4_K's and Q5_K's eight `(d·scale, min·minimum)` pairs.
 #[inline]
-#[target_feature(enable = "avx2")]
-fn k4_group_scales(d: f32, min: f32, packed: &[u8; 12]) -> ([f32; 8], [f32; 8]) {
+#[target_feature(enable = "avx2,f16c")]
+fn k4_group_scales(header: &[u8; 16]) -> ([f32; 8], [f32; 8]) {
+    let (d_dmin, scales_and_mins) = k4_decode_header(header);
+    let (d, min) = (_mm_cvtss_f32(d_dmin), _mm_cvtss_f32(_mm_movehdup_ps(d_dmin)));
     let mut bytes = [0u8; 16];
-    store_128(&mut bytes, k4_scales_and_mins(packed));
+    store_128(&mut bytes, scales_and_mins);
     let dl = std::array::from_fn(|g| d * bytes[g] as f32);
     let ml = std::array::from_fn(|g| min * bytes[8 + g] as f32);
     (dl, ml)
@@ -373,14 +395,14 @@ fn k4_group_scales(d: f32, min: f32, packed: &[u8; 12]) -> ([f32; 8], [f32; 8]) 
 pub(super) fn dequantize_q4_k(src: &[BlockQ4K], dst: &mut [f32]) {
     let nibble = _mm256_set1_epi8(0x0f);
     for (x, outs) in src.iter().zip(outputs_256(dst)) {
-        let (dl, ml) = k4_group_scales(f16_to_f32(x.d), f16_to_f32(x.dmin), &x.scales);
+        let (dl, ml) = k4_group_scales(k4_header(x));
         for j in 0..4 {
             let bits = load_256(&x.qs[j]);
             let low = _mm256_and_si256(bits, nibble);
             let high = _mm256_and_si256(_mm256_srli_epi16::<4>(bits), nibble);
             for (k, levels) in [(2 * j, low), (2 * j + 1, high)] {
                 if let Some(out) = outs.get_mut(k) {
-                    decode_32(levels, [dl[k], dl[k]], Then::Subtract([ml[k], ml[k]]), out);
+                    decode_32(levels, both(dl[k]), Then::Subtract(both(ml[k])), out);
                 }
             }
         }
@@ -390,11 +412,11 @@ pub(super) fn dequantize_q4_k(src: &[BlockQ4K], dst: &mut [f32]) {
 #[target_feature(enable = "avx2,f16c")]
 pub(super) fn dequantize_q5_k(src: &[BlockQ5K], dst: &mut [f32]) {
     for (x, outs) in src.iter().zip(outputs_256(dst)) {
-        let (dl, ml) = k4_group_scales(f16_to_f32(x.d), f16_to_f32(x.dmin), &x.scales);
+        let (dl, ml) = k4_group_scales(k4_header(x));
         let levels = q5_k_levels(x);
         for g in 0..8 {
             if let Some(out) = outs.get_mut(g) {
-                decode_32(levels[g], [dl[g], dl[g]], Then::Subtract([ml[g], ml[g]]), out);
+                decode_32(levels[g], both(dl[g]), Then::Subtract(both(ml[g])), out);
             }
         }
     }
@@ -412,7 +434,7 @@ pub(super) fn dequantize_q6_k(src: &[BlockQ6K], dst: &mut [f32]) {
                 let (chunk, g) = (4 * half + k, 8 * half + 2 * k);
                 let signed = _mm256_sub_epi8(levels[k], thirty_two);
                 if let Some(out) = outs.get_mut(chunk) {
-                    decode_32(signed, [ds[g], ds[g + 1]], Then::Nothing, out);
+                    decode_32(signed, pair(ds[g], ds[g + 1]), Then::Nothing, out);
                 }
             }
         }
@@ -424,7 +446,7 @@ pub(super) fn dequantize_q8_k(src: &[BlockQ8K], dst: &mut [f32]) {
     for (x, outs) in src.iter().zip(outputs_256(dst)) {
         let d = q8_k_scale(x);
         for (qs, out) in x.qs.iter().zip(outs) {
-            decode_32(load_256(qs), [d, d], Then::Nothing, out);
+            decode_32(load_256(qs), both(d), Then::Nothing, out);
         }
     }
 }
@@ -437,7 +459,7 @@ pub(super) fn dequantize_iq4_xs(src: &[BlockIq4Xs], dst: &mut [f32]) {
         let scales = iq4_xs_scales(x).to_le_bytes();
         for (g, (qs, out)) in x.qs.iter().zip(outs).enumerate() {
             let dl = d * (scales.get(g).copied().unwrap_or(32) as i32 - 32) as f32;
-            decode_32(iq4_levels(table, qs), [dl, dl], Then::Nothing, out);
+            decode_32(iq4_levels(table, qs), both(dl), Then::Nothing, out);
         }
     }
 }
@@ -446,6 +468,35 @@ pub(super) fn dequantize_iq4_xs(src: &[BlockIq4Xs], dst: &mut [f32]) {
 mod tests {
     use super::*;
     use crate::kernels::quant::x86::Avx2;
+
+    #[test]
+    fn q8_rounding_equals_roundf_on_every_float() {
+        // All 2^32 patterns take a few seconds in release builds; debug
+        // builds check every 61st.
+        if Avx2::detect().is_none() {
+            return;
+        }
+        let step = if cfg!(debug_assertions) { 61 } else { 1 };
+        let mut lanes = [0f32; 8];
+        let mut rounded = [0f32; 8];
+        for base in (0..=u32::MAX / 8).step_by(step) {
+            for (i, lane) in lanes.iter_mut().enumerate() {
+                *lane = f32::from_bits(base * 8 + i as u32);
+            }
+            // SAFETY: AVX2 was detected above.
+            unsafe { store_f32x8(&mut rounded, round_half_away(load_f32x8(&lanes))) };
+            for (&x, &r) in lanes.iter().zip(&rounded) {
+                let expected = x.round();
+                assert!(
+                    r.to_bits() == expected.to_bits()
+                        || (r.is_nan() && expected.is_nan())
+                        || (r == 0.0 && expected == 0.0),
+                    "{x:e} ({:#x}): {r} vs {expected}",
+                    x.to_bits()
+                );
+            }
+        }
+    }
 
     #[test]
     fn f16_bytes_equals_ggml_s_conversion_on_every_4099th_f32() {

@@ -16,6 +16,8 @@
 
 use std::arch::x86_64::*;
 
+use bytemuck::Pod;
+
 use crate::kernels::quant::blocks::{
     BlockIq4Xs, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K,
 };
@@ -84,7 +86,8 @@ pub(super) fn dot_q2_k(xs: &[BlockQ2K], ys: &[BlockQ8K]) -> f32 {
         let mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(packed), nibble));
         // Σ bsums·min: at most 16·32768·15.
         let min_sums = _mm256_madd_epi16(mins16, load_256(&y.bsums));
-        let dmin = _mm256_set1_ps(d8 * f16_to_f32(x.dmin));
+        let d_dmin = f16_pair(x.d, x.dmin);
+        let dmin = _mm256_set1_ps(d8 * _mm_cvtss_f32(_mm_movehdup_ps(d_dmin)));
         acc_min = _mm256_fmadd_ps(dmin, _mm256_cvtepi32_ps(min_sums), acc_min);
 
         // Element 128·half + 32·k + l: bits 2k..2k + 2 of qs[half] byte l.
@@ -100,7 +103,7 @@ pub(super) fn dot_q2_k(xs: &[BlockQ2K], ys: &[BlockQ8K]) -> f32 {
                 bits = _mm256_srli_epi16::<2>(bits);
             }
         }
-        let d = _mm256_set1_ps(d8 * f16_to_f32(x.d));
+        let d = _mm256_set1_ps(d8 * _mm_cvtss_f32(d_dmin));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
     }
     hsum_f32x8(acc) - hsum_f32x8(acc_min)
@@ -159,28 +162,49 @@ pub(super) fn dot_q3_k(xs: &[BlockQ3K], ys: &[BlockQ8K]) -> f32 {
     hsum_f32x8(acc)
 }
 
-/// Q4_K's and Q5_K's eight 6-bit scales (bytes 0..8) and minimums (bytes
-/// 8..16), see `scales_and_mins_k4`: bytes 0..4 hold scales 0..4, bytes
-/// 4..8 minimums 0..4, bytes 8..12 the low nibbles of scales (low) and
-/// minimums (high) 4..8, whose top two bits are the top bits of bytes 0..8.
+/// Q4_K's and Q5_K's header: `d`, `dmin` and the 12 packed scale bytes,
+/// the block's first 16 bytes.
+#[inline(always)]
+pub(super) fn k4_header<B: Pod>(block: &B) -> &[u8; 16] {
+    bytemuck::bytes_of(block).first_chunk::<16>().unwrap_or(&[0; 16])
+}
+
+/// A Q4_K or Q5_K header decoded with vector shuffles: `[d, dmin]` (f32
+/// lanes 0 and 1), and the eight 6-bit scales (bytes 0..8) and minimums
+/// (bytes 8..16), see `scales_and_mins_k4`: packed bytes 0..4 hold scales
+/// 0..4, bytes 4..8 minimums 0..4, bytes 8..12 the low nibbles of scales
+/// (low) and minimums (high) 4..8, whose top two bits are the top bits of
+/// bytes 0..8.
 #[inline]
-#[target_feature(enable = "avx2")]
-pub(super) fn k4_scales_and_mins(packed: &[u8; 12]) -> __m128i {
-    let [a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3] = *packed;
-    let (w0, w1, w2) = (
-        u32::from_le_bytes([a0, a1, a2, a3]),
-        u32::from_le_bytes([b0, b1, b2, b3]),
-        u32::from_le_bytes([c0, c1, c2, c3]),
+#[target_feature(enable = "avx2,f16c")]
+pub(super) fn k4_decode_header(header: &[u8; 16]) -> (__m128, __m128i) {
+    let v = load_128(header);
+    let scales = _mm_cvtph_ps(v);
+    // Packed byte j is header byte 4 + j. Low bits: scales 0..4 from
+    // bytes 0..4, scales 4..8 from the low nibbles of 8..12, minimums 0..4
+    // from 4..8, minimums 4..8 from the high nibbles of 8..12.
+    let low_source = _mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+    let lows = _mm_shuffle_epi8(v, low_source);
+    let low_mask = _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0);
+    let nibble_mask = _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15);
+    let low_bits = _mm_or_si128(
+        _mm_and_si128(lows, low_mask),
+        _mm_and_si128(_mm_srli_epi16::<4>(lows), nibble_mask),
     );
-    const SIX: u32 = 0x3f3f_3f3f;
-    const LOW: u32 = 0x0f0f_0f0f;
-    const TWO: u32 = 0x0303_0303;
-    _mm_setr_epi32(
-        (w0 & SIX) as i32,
-        ((w2 & LOW) | (((w0 >> 6) & TWO) << 4)) as i32,
-        (w1 & SIX) as i32,
-        (((w2 >> 4) & LOW) | (((w1 >> 6) & TWO) << 4)) as i32,
-    )
+    // Top bits of scales 4..8 from bytes 0..4, of minimums 4..8 from 4..8
+    // (−1 selects zero): (byte >> 6) << 4.
+    let top_source = _mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11);
+    let tops = _mm_shuffle_epi8(v, top_source);
+    let top_bits = _mm_and_si128(_mm_srli_epi16::<2>(tops), _mm_set1_epi8(0x30));
+    (scales, _mm_or_si128(low_bits, top_bits))
+}
+
+/// Two adjacent little-endian fp16 values (`d`, `dmin`) as f32 lanes 0, 1.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+pub(super) fn f16_pair(a: [u8; 2], b: [u8; 2]) -> __m128 {
+    let bits = u32::from_le_bytes([a[0], a[1], b[0], b[1]]);
+    _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32))
 }
 
 /// The shared part of Q4_K's and Q5_K's dot products: `levels(x)` gives
@@ -188,22 +212,17 @@ pub(super) fn k4_scales_and_mins(packed: &[u8; 12]) -> __m128i {
 /// stay within `2·31·128`).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_k4<X>(
-    xs: &[X],
-    ys: &[BlockQ8K],
-    header: impl Fn(&X) -> ([u8; 2], [u8; 2], &[u8; 12]),
-    levels: impl Fn(&X) -> [__m256i; 8],
-) -> f32 {
+fn dot_k4<X: Pod>(xs: &[X], ys: &[BlockQ8K], levels: impl Fn(&X) -> [__m256i; 8]) -> f32 {
     let mut acc = _mm256_setzero_ps();
     let mut acc_min = _mm256_setzero_ps();
     for (x, y) in xs.iter().zip(ys) {
-        let (d, dmin, packed) = header(x);
+        let (d_dmin, scales_and_mins) = k4_decode_header(k4_header(x));
         let d8 = q8_k_scale(y);
-        let scales_and_mins = k4_scales_and_mins(packed);
+        let (d, dmin) = (_mm_cvtss_f32(d_dmin), _mm_cvtss_f32(_mm_movehdup_ps(d_dmin)));
         // Each minimum serves two 16-element sums: duplicate, widen.
         let mins = _mm_unpackhi_epi8(scales_and_mins, scales_and_mins);
         let min_sums = _mm256_madd_epi16(_mm256_cvtepu8_epi16(mins), load_256(&y.bsums));
-        let dmin = _mm256_set1_ps(d8 * f16_to_f32(dmin));
+        let dmin = _mm256_set1_ps(d8 * dmin);
         acc_min = _mm256_fmadd_ps(dmin, _mm256_cvtepi32_ps(min_sums), acc_min);
 
         let scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scales_and_mins));
@@ -213,7 +232,7 @@ fn dot_k4<X>(
             let pairs = _mm256_maddubs_epi16(levels[g], load_256(&y.qs[g]));
             sumi = add_scaled(sumi, scales, &PICK_ONE[g], pairs);
         }
-        let d = _mm256_set1_ps(d8 * f16_to_f32(d));
+        let d = _mm256_set1_ps(d8 * d);
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
     }
     hsum_f32x8(acc) - hsum_f32x8(acc_min)
@@ -236,7 +255,7 @@ pub(super) fn k4_nibbles(qs: &[[u8; 32]; 4]) -> [__m256i; 8] {
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn dot_q4_k(xs: &[BlockQ4K], ys: &[BlockQ8K]) -> f32 {
-    dot_k4(xs, ys, |x| (x.d, x.dmin, &x.scales), |x| k4_nibbles(&x.qs))
+    dot_k4(xs, ys, |x| k4_nibbles(&x.qs))
 }
 
 /// Q5_K's levels `0..32`: [`k4_nibbles`] plus 16 where the fifth bit is
@@ -257,7 +276,7 @@ pub(super) fn q5_k_levels(x: &BlockQ5K) -> [__m256i; 8] {
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn dot_q5_k(xs: &[BlockQ5K], ys: &[BlockQ8K]) -> f32 {
-    dot_k4(xs, ys, |x| (x.d, x.dmin, &x.scales), |x| q5_k_levels(x))
+    dot_k4(xs, ys, |x| q5_k_levels(x))
 }
 
 /// Q6_K's levels `0..64` (meaning −32..=31) of elements `128·half +

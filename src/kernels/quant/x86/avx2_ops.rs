@@ -13,12 +13,24 @@ use std::arch::x86_64::*;
 
 use crate::kernels::quant::x86::memory::load_128;
 
-/// The f32 value of a little-endian fp16.
+/// The f32 value of a little-endian fp16 (F16C, exact).
+///
+/// Inserted into an explicit zero vector: converting from
+/// `_mm_cvtsi32_si128` lets LLVM insert the value into whatever register it
+/// picks (only lane 0 is used), which in a loop can be the previous
+/// iteration's result and chain every iteration to the last.
 #[inline]
 #[target_feature(enable = "avx2,f16c")]
 pub(super) fn f16_to_f32(h: [u8; 2]) -> f32 {
-    let bits = u16::from_le_bytes(h) as i32;
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)))
+    let bits = _mm_insert_epi16::<0>(_mm_setzero_si128(), i32::from(u16::from_le_bytes(h)));
+    _mm_cvtss_f32(_mm_cvtph_ps(bits))
+}
+
+/// The f32 value of a little-endian fp16 in all eight lanes.
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+pub(super) fn f16_splat(h: [u8; 2]) -> __m256 {
+    _mm256_cvtph_ps(_mm_set1_epi16(i16::from_le_bytes(h)))
 }
 
 /// Four little-endian fp16 values as the f32 lanes 0..4.

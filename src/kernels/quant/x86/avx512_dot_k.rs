@@ -17,11 +17,11 @@ use crate::kernels::quant::blocks::{
     BlockIq4Xs, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K,
 };
 use crate::kernels::quant::x86::avx2_dot_k::{
-    iq4_xs_scales, k4_scales_and_mins, q3_k_scales, q8_k_scale,
+    f16_pair, iq4_xs_scales, k4_decode_header, k4_header, q3_k_scales, q8_k_scale,
 };
 use crate::kernels::quant::x86::avx2_dot_legacy::IQ4_LEVEL_BYTES;
 use crate::kernels::quant::x86::avx2_ops::{f16_to_f32, hsum_f32x8};
-use crate::kernels::quant::x86::avx512_dot_legacy::hsum_f32x16;
+use crate::kernels::quant::x86::avx512_dot_legacy::{for_each_row, hsum_f32x16};
 use crate::kernels::quant::x86::memory::{load_128, load_256, load_512};
 
 /// `vpermw` indices spreading eight i16 scales of 16-element groups over
@@ -121,64 +121,126 @@ fn two_bit_levels(qs: &[[u8; 32]; 2]) -> [__m512i; 4] {
     [v0, v1, v2, v3]
 }
 
-/// Accumulates `Σ scale·pairs` for the four vectors of a super-block.
+/// A weight super-block unpacked once for every activation column: the
+/// levels of its four 64-element vectors, each vector's group scales
+/// spread over its i16 pair sums, its f32 scale, and for the formats with
+/// minimums their scale and the sixteen 16-element groups' minimums.
+struct SuperBlock {
+    levels: [__m512i; 4],
+    scales: [__m512i; 4],
+    d: f32,
+    minimums: Option<(f32, __m256i)>,
+}
+
+/// The i16 scales of a super-block's four vectors, spread per `indices`.
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-fn scaled_pairs(pairs: [__m512i; 4], scales16: __m512i, indices: &[[u16; 32]; 4]) -> __m512i {
-    let mut sumi = _mm512_setzero_si512();
+#[target_feature(enable = "avx512f,avx512bw")]
+fn spread_all(scales16: __m512i, indices: &[[u16; 32]; 4]) -> [__m512i; 4] {
+    let mut spread = [_mm512_setzero_si512(); 4];
     for v in 0..4 {
-        sumi = _mm512_dpwssd_epi32(sumi, pairs[v], spread_scales(scales16, &indices[v]));
+        spread[v] = spread_scales(scales16, &indices[v]);
     }
-    sumi
+    spread
+}
+
+/// Folds the weight row `xs` against each of the `C` activation rows
+/// `ys`: `unpack` prepares a super-block once, `pairs` multiplies a vector
+/// of its levels with a vector of activation bytes into i16 pair sums.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn dot_columns<X, const C: usize>(
+    xs: &[X],
+    ys: [&[BlockQ8K]; C],
+    unpack: impl Fn(&X) -> SuperBlock,
+    pairs: impl Fn(__m512i, __m512i) -> __m512i,
+) -> [f32; C] {
+    let mut acc = [_mm512_setzero_ps(); C];
+    let mut acc_min = [_mm256_setzero_ps(); C];
+    for (i, x) in xs.iter().enumerate() {
+        let block = unpack(x);
+        for c in 0..C {
+            let Some(y) = ys[c].get(i) else { continue };
+            let d8 = q8_k_scale(y);
+            // Four independent `vpdpwssd`s, summed as a tree: chained
+            // through one accumulator, their latency bounded a one-column
+            // dot product.
+            let zero = _mm512_setzero_si512();
+            let mut partial = [zero; 4];
+            for v in 0..4 {
+                let products = pairs(block.levels[v], activation(y, v));
+                partial[v] = _mm512_dpwssd_epi32(zero, products, block.scales[v]);
+            }
+            let sumi = _mm512_add_epi32(
+                _mm512_add_epi32(partial[0], partial[1]),
+                _mm512_add_epi32(partial[2], partial[3]),
+            );
+            acc[c] =
+                _mm512_fmadd_ps(_mm512_set1_ps(block.d * d8), _mm512_cvtepi32_ps(sumi), acc[c]);
+            if let Some((dmin, mins16)) = block.minimums {
+                let min_sums = _mm256_cvtepi32_ps(minimum_sums(mins16, y));
+                acc_min[c] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * d8), min_sums, acc_min[c]);
+            }
+        }
+    }
+    let mut dots = [0f32; C];
+    for c in 0..C {
+        dots[c] = hsum_f32x16(acc[c]) - hsum_f32x8(acc_min[c]);
+    }
+    dots
+}
+
+/// `(level − offset)·y` as i16 pair sums, for levels at most 63 and an
+/// offset of at most 32 (both products' pairs fit i16, as noted in
+/// `avx2_ops::dot_offset_pairs`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn offset_pairs(levels: __m512i, offset: __m512i, y: __m512i) -> __m512i {
+    _mm512_sub_epi16(_mm512_maddubs_epi16(levels, y), _mm512_maddubs_epi16(offset, y))
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(super) fn dot_q2_k(xs: &[BlockQ2K], ys: &[BlockQ8K]) -> f32 {
-    let mut acc = _mm512_setzero_ps();
-    let mut acc_min = _mm256_setzero_ps();
+pub(super) fn dot_q2_k<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8K]; C], out: &mut [[f32; C]]) {
     let nibble = _mm_set1_epi8(0x0f);
-    for (x, y) in xs.iter().zip(ys) {
-        let d8 = q8_k_scale(y);
+    let unpack = |x: &BlockQ2K| {
         let packed = load_128(&x.scales);
         let mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(packed), nibble));
-        let dmin = _mm256_set1_ps(d8 * f16_to_f32(x.dmin));
-        acc_min = _mm256_fmadd_ps(dmin, _mm256_cvtepi32_ps(minimum_sums(mins16, y)), acc_min);
-
         let scales16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_and_si128(packed, nibble)));
-        let levels = two_bit_levels(&x.qs);
-        let mut pairs = [_mm512_setzero_si512(); 4];
-        for v in 0..4 {
-            // Levels 0..=3: pairs at most 2·3·128.
-            pairs[v] = _mm512_maddubs_epi16(levels[v], activation(y, v));
+        let d_dmin = f16_pair(x.d, x.dmin);
+        SuperBlock {
+            levels: two_bit_levels(&x.qs),
+            scales: spread_all(scales16, &GROUPS_OF_16),
+            d: _mm_cvtss_f32(d_dmin),
+            minimums: Some((_mm_cvtss_f32(_mm_movehdup_ps(d_dmin)), mins16)),
         }
-        let sumi = scaled_pairs(pairs, scales16, &GROUPS_OF_16);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d8 * f16_to_f32(x.d)), _mm512_cvtepi32_ps(sumi), acc);
-    }
-    hsum_f32x16(acc) - hsum_f32x8(acc_min)
+    };
+    // Levels 0..=3: pairs at most 2·3·128.
+    for_each_row(xs, out, |xs: &[BlockQ2K]| {
+        dot_columns(xs, ys, unpack, |levels, y| _mm512_maddubs_epi16(levels, y))
+    });
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(super) fn dot_q3_k(xs: &[BlockQ3K], ys: &[BlockQ8K]) -> f32 {
-    let mut acc = _mm512_setzero_ps();
+pub(super) fn dot_q3_k<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8K]; C], out: &mut [[f32; C]]) {
     let four = _mm512_set1_epi8(4);
-    for (x, y) in xs.iter().zip(ys) {
+    let unpack = |x: &BlockQ3K| {
         let scales16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(q3_k_scales(&x.scales)));
-        let low = two_bit_levels(&x.qs);
+        let mut levels = two_bit_levels(&x.qs);
         let high = twice(&x.hmask);
-        let mut pairs = [_mm512_setzero_si512(); 4];
         for v in 0..4 {
             // Levels 0..=7 meaning −4..=3: the third bit adds 4.
             let third = _mm512_test_epi8_mask(high, load_512(&GROUP_BITS[v]));
-            let levels = _mm512_mask_add_epi8(low[v], third, low[v], four);
-            let y = activation(y, v);
-            pairs[v] =
-                _mm512_sub_epi16(_mm512_maddubs_epi16(levels, y), _mm512_maddubs_epi16(four, y));
+            levels[v] = _mm512_mask_add_epi8(levels[v], third, levels[v], four);
         }
-        let sumi = scaled_pairs(pairs, scales16, &GROUPS_OF_16);
-        let d = _mm512_set1_ps(q8_k_scale(y) * f16_to_f32(x.d));
-        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
-    }
-    hsum_f32x16(acc)
+        SuperBlock {
+            levels,
+            scales: spread_all(scales16, &GROUPS_OF_16),
+            d: f16_to_f32(x.d),
+            minimums: None,
+        }
+    };
+    for_each_row(xs, out, |xs: &[BlockQ3K]| {
+        dot_columns(xs, ys, unpack, |levels, y| offset_pairs(levels, four, y))
+    });
 }
 
 /// Q4_K's and Q5_K's nibbles in element order: vector `v` holds elements
@@ -202,73 +264,61 @@ fn k4_nibbles(qs: &[[u8; 32]; 4]) -> [__m512i; 4] {
     [v0, v1, v2, v3]
 }
 
-/// The shared part of Q4_K's and Q5_K's dot products, given a
-/// super-block's levels (at most 31: pairs within `2·31·128`).
+/// A Q4_K or Q5_K super-block around its levels (at most 31: pairs within
+/// `2·31·128`).
 #[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn dot_k4<X>(
-    xs: &[X],
-    ys: &[BlockQ8K],
-    header: impl Fn(&X) -> ([u8; 2], [u8; 2], &[u8; 12]),
-    levels: impl Fn(&X) -> [__m512i; 4],
-) -> f32 {
-    let mut acc = _mm512_setzero_ps();
-    let mut acc_min = _mm256_setzero_ps();
-    for (x, y) in xs.iter().zip(ys) {
-        let (d, dmin, packed) = header(x);
-        let d8 = q8_k_scale(y);
-        let scales_and_mins = k4_scales_and_mins(packed);
-        let mins = _mm_unpackhi_epi8(scales_and_mins, scales_and_mins);
-        let min_sums = minimum_sums(_mm256_cvtepu8_epi16(mins), y);
-        let dmin = _mm256_set1_ps(d8 * f16_to_f32(dmin));
-        acc_min = _mm256_fmadd_ps(dmin, _mm256_cvtepi32_ps(min_sums), acc_min);
-
-        let scales16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(scales_and_mins));
-        let levels = levels(x);
-        let mut pairs = [_mm512_setzero_si512(); 4];
-        for v in 0..4 {
-            pairs[v] = _mm512_maddubs_epi16(levels[v], activation(y, v));
-        }
-        let sumi = scaled_pairs(pairs, scales16, &GROUPS_OF_32);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d8 * f16_to_f32(d)), _mm512_cvtepi32_ps(sumi), acc);
+#[target_feature(enable = "avx512f,avx512bw,avx2,f16c")]
+fn k4_super_block(header: &[u8; 16], levels: [__m512i; 4]) -> SuperBlock {
+    let (d_dmin, scales_and_mins) = k4_decode_header(header);
+    // Each minimum serves two 16-element sums: duplicate, widen.
+    let mins = _mm_unpackhi_epi8(scales_and_mins, scales_and_mins);
+    let scales16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(scales_and_mins));
+    let (d, dmin) = (_mm_cvtss_f32(d_dmin), _mm_cvtss_f32(_mm_movehdup_ps(d_dmin)));
+    SuperBlock {
+        levels,
+        scales: spread_all(scales16, &GROUPS_OF_32),
+        d,
+        minimums: Some((dmin, _mm256_cvtepu8_epi16(mins))),
     }
-    hsum_f32x16(acc) - hsum_f32x8(acc_min)
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(super) fn dot_q4_k(xs: &[BlockQ4K], ys: &[BlockQ8K]) -> f32 {
-    dot_k4(xs, ys, |x| (x.d, x.dmin, &x.scales), |x| k4_nibbles(&x.qs))
+pub(super) fn dot_q4_k<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8K]; C], out: &mut [[f32; C]]) {
+    let unpack = |x: &BlockQ4K| k4_super_block(k4_header(x), k4_nibbles(&x.qs));
+    for_each_row(xs, out, |xs: &[BlockQ4K]| {
+        dot_columns(xs, ys, unpack, |levels, y| _mm512_maddubs_epi16(levels, y))
+    });
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(super) fn dot_q5_k(xs: &[BlockQ5K], ys: &[BlockQ8K]) -> f32 {
+pub(super) fn dot_q5_k<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8K]; C], out: &mut [[f32; C]]) {
     let sixteen = _mm512_set1_epi8(16);
-    let levels = |x: &BlockQ5K| {
+    let unpack = |x: &BlockQ5K| {
         let mut levels = k4_nibbles(&x.qs);
         let fifth = twice(&x.qh);
         for v in 0..4 {
             let set = _mm512_test_epi8_mask(fifth, load_512(&GROUP_BITS[v]));
             levels[v] = _mm512_mask_add_epi8(levels[v], set, levels[v], sixteen);
         }
-        levels
+        k4_super_block(k4_header(x), levels)
     };
-    dot_k4(xs, ys, |x| (x.d, x.dmin, &x.scales), levels)
+    for_each_row(xs, out, |xs: &[BlockQ5K]| {
+        dot_columns(xs, ys, unpack, |levels, y| _mm512_maddubs_epi16(levels, y))
+    });
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(super) fn dot_q6_k(xs: &[BlockQ6K], ys: &[BlockQ8K]) -> f32 {
-    let mut acc = _mm512_setzero_ps();
+pub(super) fn dot_q6_k<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8K]; C], out: &mut [[f32; C]]) {
     let nibble = _mm512_set1_epi8(0x0f);
     let two_bits = _mm512_set1_epi8(0x30);
-    let thirty_two = _mm512_set1_epi8(32);
     // Rotations moving bits 2k, 2k + 1 of each byte to bits 4, 5: k = 0
     // (low half) and 1 (high half), then k = 2 and 3.
     let rotate_01 = _mm512_setr_epi32(4, 4, 4, 4, 4, 4, 4, 4, 2, 2, 2, 2, 2, 2, 2, 2);
     let rotate_23 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 30, 30, 30, 30, 30, 30, 30, 30);
-    for (x, y) in xs.iter().zip(ys) {
+    let unpack = |x: &BlockQ6K| {
         let scales16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(load_128(&x.scales)));
         let ql = x.ql.as_chunks::<2>().0;
-        let mut pairs = [_mm512_setzero_si512(); 4];
+        let mut levels = [_mm512_setzero_si512(); 4];
         for half in 0..2 {
             // Elements 128·half + 32·k + l: the low nibbles of ql[2·half]
             // (k = 0) and ql[2·half + 1] (1), their high nibbles (2, 3),
@@ -279,64 +329,59 @@ pub(super) fn dot_q6_k(xs: &[BlockQ6K], ys: &[BlockQ8K]) -> f32 {
             let high = twice(&x.qh[half]);
             let high_01 = _mm512_and_si512(_mm512_rolv_epi32(high, rotate_01), two_bits);
             let high_23 = _mm512_and_si512(_mm512_rolv_epi32(high, rotate_23), two_bits);
-            let levels = [
-                _mm512_or_si512(_mm512_and_si512(bits, nibble), high_01),
-                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(bits), nibble), high_23),
-            ];
-            for k in 0..2 {
-                let v = 2 * half + k;
-                let y = activation(y, v);
-                pairs[v] = _mm512_sub_epi16(
-                    _mm512_maddubs_epi16(levels[k], y),
-                    _mm512_maddubs_epi16(thirty_two, y),
-                );
-            }
+            levels[2 * half] = _mm512_or_si512(_mm512_and_si512(bits, nibble), high_01);
+            levels[2 * half + 1] =
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(bits), nibble), high_23);
         }
-        let sumi = scaled_pairs(pairs, scales16, &GROUPS_OF_16);
-        let d = _mm512_set1_ps(q8_k_scale(y) * f16_to_f32(x.d));
-        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
-    }
-    hsum_f32x16(acc)
+        SuperBlock {
+            levels,
+            scales: spread_all(scales16, &GROUPS_OF_16),
+            d: f16_to_f32(x.d),
+            minimums: None,
+        }
+    };
+    let thirty_two = _mm512_set1_epi8(32);
+    for_each_row(xs, out, |xs: &[BlockQ6K]| {
+        dot_columns(xs, ys, unpack, |levels, y| offset_pairs(levels, thirty_two, y))
+    });
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(super) fn dot_iq4_xs(xs: &[BlockIq4Xs], ys: &[BlockQ8K]) -> f32 {
-    let mut acc = _mm512_setzero_ps();
+pub(super) fn dot_iq4_xs<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8K]; C], out: &mut [[f32; C]]) {
     let nibble = _mm512_set1_epi8(0x0f);
     let table = _mm512_broadcast_i32x4(load_128(&IQ4_LEVEL_BYTES));
     // 64-bit lane indices interleaving the low and high nibbles of
     // sub-blocks: [low 0, high 0, low 1, high 1], then 2 and 3.
     let first = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
     let second = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
-    for (x, y) in xs.iter().zip(ys) {
+    let unpack = |x: &BlockIq4Xs| {
         let scales8 = _mm_cvtsi64_si128(iq4_xs_scales(x) as i64);
         let scales16 =
             _mm512_castsi128_si512(_mm_sub_epi16(_mm_cvtepu8_epi16(scales8), _mm_set1_epi16(32)));
         let quads = x.qs.as_chunks::<4>().0;
-        let mut pairs = [_mm512_setzero_si512(); 4];
+        let mut levels = [_mm512_setzero_si512(); 4];
         for p in 0..2 {
             let Some(quad) = quads.get(p) else { continue };
             let bits = load_512(quad);
             let low = _mm512_and_si512(bits, nibble);
             let high = _mm512_and_si512(_mm512_srli_epi16::<4>(bits), nibble);
-            let indices = [
-                _mm512_permutex2var_epi64(low, first, high),
-                _mm512_permutex2var_epi64(low, second, high),
-            ];
-            for k in 0..2 {
-                let v = 2 * p + k;
-                // Levels −127..=113: |y| times the level with y's sign,
-                // pairs at most 2·128·127.
-                let levels = _mm512_shuffle_epi8(table, indices[k]);
-                let y = activation(y, v);
-                let negative = _mm512_movepi8_mask(y);
-                let signed = _mm512_mask_sub_epi8(levels, negative, _mm512_setzero_si512(), levels);
-                pairs[v] = _mm512_maddubs_epi16(_mm512_abs_epi8(y), signed);
-            }
+            levels[2 * p] = _mm512_shuffle_epi8(table, _mm512_permutex2var_epi64(low, first, high));
+            levels[2 * p + 1] =
+                _mm512_shuffle_epi8(table, _mm512_permutex2var_epi64(low, second, high));
         }
-        let sumi = scaled_pairs(pairs, scales16, &GROUPS_OF_32);
-        let d = _mm512_set1_ps(f16_to_f32(x.d) * q8_k_scale(y));
-        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
-    }
-    hsum_f32x16(acc)
+        SuperBlock {
+            levels,
+            scales: spread_all(scales16, &GROUPS_OF_32),
+            d: f16_to_f32(x.d),
+            minimums: None,
+        }
+    };
+    // Levels −127..=113: |y| times the level with y's sign, pairs at most
+    // 2·128·127.
+    let signed_pairs = |levels: __m512i, y: __m512i| {
+        let negative = _mm512_movepi8_mask(y);
+        let signed = _mm512_mask_sub_epi8(levels, negative, _mm512_setzero_si512(), levels);
+        _mm512_maddubs_epi16(_mm512_abs_epi8(y), signed)
+    };
+    for_each_row(xs, out, |xs: &[BlockIq4Xs]| dot_columns(xs, ys, unpack, signed_pairs));
 }

@@ -1,52 +1,94 @@
 //! AVX-512 (VNNI) dot products of the 32-element formats with Q8_0 / Q8_1:
-//! two blocks per 512-bit vector.
+//! two blocks per 512-bit vector, one weight row against `C` activation
+//! rows at once (`C = 1` is a plain dot product).
 //!
 //! Integer parts use `vpdpbusd` (unsigned × signed bytes, four products
 //! summed into each i32 lane, no intermediate saturation), so they are
 //! exact for any bytes. Signed levels are offset to unsigned ones
 //! (`q + c`), and `c·Σy` is subtracted with a second `vpdpbusd` of the
 //! constant `c`. A block pair's lanes 0..8 belong to the first block,
-//! 8..16 to the second; each is scaled by its block's scale product. A
-//! trailing odd block takes the AVX2 kernel's step.
+//! 8..16 to the second; each is scaled by its block's scale product. The
+//! weight row's levels are unpacked once per block pair for all `C`
+//! columns. A trailing odd block takes the AVX2 kernel's step.
 
 use std::arch::x86_64::*;
 
+use bytemuck::Pod;
+
 use crate::kernels::quant::blocks::{
-    BlockIq4Nl, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1,
+    BlockIq4Nl, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, blocks_of,
 };
 use crate::kernels::quant::iq4::IQ4_LEVELS;
 use crate::kernels::quant::x86::avx2_dot_legacy as avx2;
 use crate::kernels::quant::x86::avx2_ops::{f16x4_to_f32, hsum_f32x8};
 use crate::kernels::quant::x86::memory::{load_128, load_256};
 
-/// Folds `pair` over block pairs into two alternating 512-bit
-/// accumulators and `single` over a trailing odd block into a 256-bit
-/// one, and hands all three to `finish`.
+/// One column's accumulators: two for alternating block pairs, one for a
+/// trailing odd block.
+#[derive(Clone, Copy)]
+struct Accumulators<A, B> {
+    even: A,
+    odd: A,
+    tail: B,
+}
+
+/// Runs `row` on each weight row of `xs` (bytes of whole blocks, as
+/// checked by the caller) into the matching entry of `out`: one call of a
+/// kernel computes a whole tile, its constants set up once.
 #[inline(always)]
-fn fold_pairs<X, Y, A: Copy, B: Copy, R>(
+pub(super) fn for_each_row<X: Pod, const C: usize>(
+    xs: &[&[u8]],
+    out: &mut [[f32; C]],
+    row: impl Fn(&[X]) -> [f32; C],
+) {
+    for (x, out) in xs.iter().zip(out) {
+        *out = row(blocks_of(x));
+    }
+}
+
+/// Folds the blocks of the weight row `xs` against each of the `C`
+/// activation rows `ys`: `prepare` unpacks a weight block pair once,
+/// `pair` accumulates it against a column's block pair, `single` (the
+/// AVX2 step) a trailing odd block.
+#[inline(always)]
+fn fold_columns<X, Y, P, A: Copy, B: Copy, const C: usize>(
     xs: &[X],
-    ys: &[Y],
+    ys: [&[Y]; C],
     zeros: (A, B),
-    pair: impl Fn(&[X; 2], &[Y; 2], A) -> A,
+    prepare: impl Fn(&[X; 2]) -> P,
+    pair: impl Fn(&P, &[X; 2], &[Y; 2], A) -> A,
     single: impl Fn(&X, &Y, B) -> B,
-    finish: impl Fn(A, A, B) -> R,
-) -> R {
+) -> [Accumulators<A, B>; C] {
     let (x_pairs, x_tail) = xs.as_chunks::<2>();
-    let (y_pairs, y_tail) = ys.as_chunks::<2>();
-    let (mut even, mut odd, mut tail) = (zeros.0, zeros.0, zeros.1);
-    let (x_quads, x_pair_tail) = x_pairs.as_chunks::<2>();
-    let (y_quads, y_pair_tail) = y_pairs.as_chunks::<2>();
-    for ([x01, x23], [y01, y23]) in x_quads.iter().zip(y_quads) {
-        even = pair(x01, y01, even);
-        odd = pair(x23, y23, odd);
+    let y_pairs = ys.map(|y| y.as_chunks::<2>());
+    let mut acc = [Accumulators { even: zeros.0, odd: zeros.0, tail: zeros.1 }; C];
+    let (x_quads, x_rest) = x_pairs.as_chunks::<2>();
+    for (q, [x01, x23]) in x_quads.iter().enumerate() {
+        let (p01, p23) = (prepare(x01), prepare(x23));
+        for c in 0..C {
+            let pairs = y_pairs[c].0;
+            if let (Some(y01), Some(y23)) = (pairs.get(2 * q), pairs.get(2 * q + 1)) {
+                acc[c].even = pair(&p01, x01, y01, acc[c].even);
+                acc[c].odd = pair(&p23, x23, y23, acc[c].odd);
+            }
+        }
     }
-    for (x01, y01) in x_pair_tail.iter().zip(y_pair_tail) {
-        even = pair(x01, y01, even);
+    for x01 in x_rest {
+        let p01 = prepare(x01);
+        for c in 0..C {
+            if let Some(y01) = y_pairs[c].0.get(2 * x_quads.len()) {
+                acc[c].even = pair(&p01, x01, y01, acc[c].even);
+            }
+        }
     }
-    for (x, y) in x_tail.iter().zip(y_tail) {
-        tail = single(x, y, tail);
+    for x in x_tail {
+        for c in 0..C {
+            if let Some(y) = y_pairs[c].1.first() {
+                acc[c].tail = single(x, y, acc[c].tail);
+            }
+        }
     }
-    finish(even, odd, tail)
+    acc
 }
 
 /// The sum of sixteen floats.
@@ -54,6 +96,13 @@ fn fold_pairs<X, Y, A: Copy, B: Copy, R>(
 #[target_feature(enable = "avx512f,avx512dq,avx2")]
 pub(super) fn hsum_f32x16(v: __m512) -> f32 {
     hsum_f32x8(_mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps::<1>(v)))
+}
+
+/// `v` in the low half of a vector whose high half is zero.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn widen(v: __m256) -> __m512 {
+    _mm512_zextps256_ps512(v)
 }
 
 /// Two blocks' scale products: `x0·y0` in lanes 0..8, `x1·y1` in 8..16.
@@ -89,7 +138,7 @@ fn quant_pair(a: &[u8; 32], b: &[u8; 32]) -> __m512i {
 /// the constant bytes `c` (broadcast), any signed `y`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub(super) fn dot_offset(levels: __m512i, offset: __m512i, y: __m512i) -> __m512i {
+fn dot_offset(levels: __m512i, offset: __m512i, y: __m512i) -> __m512i {
     let zero = _mm512_setzero_si512();
     _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, levels, y), _mm512_dpbusd_epi32(zero, offset, y))
 }
@@ -106,30 +155,30 @@ fn scaled(d: __m512, sums: __m512i, acc: __m512) -> __m512 {
 /// `single` is the AVX2 step for a trailing block.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn dot_with_q8_0<X>(
+fn dot_with_q8_0<X, const C: usize>(
     xs: &[X],
-    ys: &[BlockQ8_0],
+    ys: [&[BlockQ8_0]; C],
     offset: u8,
     scale: impl Fn(&X) -> [u8; 2],
     levels: impl Fn(&[X; 2]) -> __m512i,
     single: impl Fn(&X, &BlockQ8_0, __m256) -> __m256,
-) -> f32 {
+) -> [f32; C] {
     let offset = _mm512_set1_epi8(offset as i8);
-    let pair = |xp: &[X; 2], [y0, y1]: &[BlockQ8_0; 2], acc| {
-        let [x0, x1] = xp;
+    let pair = |levels: &__m512i, [x0, x1]: &[X; 2], [y0, y1]: &[BlockQ8_0; 2], acc| {
         let d = pair_scales(scale(x0), scale(x1), y0.d, y1.d);
-        scaled(d, dot_offset(levels(xp), offset, quant_pair(&y0.qs, &y1.qs)), acc)
+        scaled(d, dot_offset(*levels, offset, quant_pair(&y0.qs, &y1.qs)), acc)
     };
-    let finish = |even: __m512, odd: __m512, tail: __m256| {
-        hsum_f32x16(_mm512_add_ps(even, odd)) + hsum_f32x8(tail)
-    };
-    fold_pairs(xs, ys, (_mm512_setzero_ps(), _mm256_setzero_ps()), pair, single, finish)
+    let zeros = (_mm512_setzero_ps(), _mm256_setzero_ps());
+    let acc = fold_columns(xs, ys, zeros, levels, pair, single);
+    acc.map(|a| hsum_f32x16(_mm512_add_ps(_mm512_add_ps(a.even, a.odd), widen(a.tail))))
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(super) fn dot_q4_0(xs: &[BlockQ4_0], ys: &[BlockQ8_0]) -> f32 {
+pub(super) fn dot_q4_0<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8_0]; C], out: &mut [[f32; C]]) {
     let levels = |[a, b]: &[BlockQ4_0; 2]| nibble_pair(&a.qs, &b.qs);
-    dot_with_q8_0(xs, ys, 8, |x| x.d, levels, |x, y, acc| avx2::step_q4_0(x, y, acc))
+    for_each_row(xs, out, |xs: &[BlockQ4_0]| {
+        dot_with_q8_0(xs, ys, 8, |x| x.d, levels, |x, y, acc| avx2::step_q4_0(x, y, acc))
+    });
 }
 
 /// Two Q5 blocks' levels `0..32`: nibbles plus 16 where the fifth bit
@@ -143,17 +192,21 @@ fn q5_pair(qs: [&[u8; 16]; 2], qh: [[u8; 4]; 2]) -> __m512i {
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(super) fn dot_q5_0(xs: &[BlockQ5_0], ys: &[BlockQ8_0]) -> f32 {
+pub(super) fn dot_q5_0<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8_0]; C], out: &mut [[f32; C]]) {
     let levels = |[a, b]: &[BlockQ5_0; 2]| q5_pair([&a.qs, &b.qs], [a.qh, b.qh]);
-    dot_with_q8_0(xs, ys, 16, |x| x.d, levels, |x, y, acc| avx2::step_q5_0(x, y, acc))
+    for_each_row(xs, out, |xs: &[BlockQ5_0]| {
+        dot_with_q8_0(xs, ys, 16, |x| x.d, levels, |x, y, acc| avx2::step_q5_0(x, y, acc))
+    });
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(super) fn dot_q8_0(xs: &[BlockQ8_0], ys: &[BlockQ8_0]) -> f32 {
+pub(super) fn dot_q8_0<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8_0]; C], out: &mut [[f32; C]]) {
     // x + 128 as unsigned bytes (flipping the sign bit), offset 128.
     let flip = _mm512_set1_epi8(0x80_u8 as i8);
     let levels = |[a, b]: &[BlockQ8_0; 2]| _mm512_xor_si512(quant_pair(&a.qs, &b.qs), flip);
-    dot_with_q8_0(xs, ys, 128, |x| x.d, levels, |x, y, acc| avx2::step_q8_0(x, y, acc))
+    for_each_row(xs, out, |xs: &[BlockQ8_0]| {
+        dot_with_q8_0(xs, ys, 128, |x| x.d, levels, |x, y, acc| avx2::step_q8_0(x, y, acc))
+    });
 }
 
 /// [`IQ4_LEVELS`] plus 128, as unsigned bytes (1..=241).
@@ -168,10 +221,16 @@ const IQ4_LEVELS_PLUS_128: [u8; 16] = {
 };
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(super) fn dot_iq4_nl(xs: &[BlockIq4Nl], ys: &[BlockQ8_0]) -> f32 {
+pub(super) fn dot_iq4_nl<const C: usize>(
+    xs: &[&[u8]],
+    ys: [&[BlockQ8_0]; C],
+    out: &mut [[f32; C]],
+) {
     let table = _mm512_broadcast_i32x4(load_128(&IQ4_LEVELS_PLUS_128));
     let levels = |[a, b]: &[BlockIq4Nl; 2]| _mm512_shuffle_epi8(table, nibble_pair(&a.qs, &b.qs));
-    dot_with_q8_0(xs, ys, 128, |x| x.d, levels, |x, y, acc| avx2::step_iq4_nl(x, y, acc))
+    for_each_row(xs, out, |xs: &[BlockIq4Nl]| {
+        dot_with_q8_0(xs, ys, 128, |x| x.d, levels, |x, y, acc| avx2::step_iq4_nl(x, y, acc))
+    });
 }
 
 /// Two blocks' scale products and minimum terms, from the x blocks' `d`
@@ -190,48 +249,53 @@ fn pair_scales_and_minimums(x: [[u8; 4]; 2], y: [[u8; 4]; 2]) -> __m128 {
 /// `dx·dy·Σq·y + m·s` per block, `header` giving `d` and `m` (adjacent).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn dot_with_q8_1<X>(
+fn dot_with_q8_1<X, const C: usize>(
     xs: &[X],
-    ys: &[BlockQ8_1],
+    ys: [&[BlockQ8_1]; C],
     header: impl Fn(&X) -> [u8; 4],
     levels: impl Fn(&[X; 2]) -> __m512i,
     single: impl Fn(&X, &BlockQ8_1, (__m256, __m128)) -> (__m256, __m128),
-) -> f32 {
+) -> [f32; C] {
     let spread = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
-    let pair = |xp: &[X; 2], [y0, y1]: &[BlockQ8_1; 2], (acc, acc_min): (__m512, __m128)| {
-        let [x0, x1] = xp;
-        let y_header = |y: &BlockQ8_1| [y.d[0], y.d[1], y.s[0], y.s[1]];
+    let y_header = |y: &BlockQ8_1| [y.d[0], y.d[1], y.s[0], y.s[1]];
+    let pair = |levels: &__m512i,
+                [x0, x1]: &[X; 2],
+                [y0, y1]: &[BlockQ8_1; 2],
+                (acc, acc_min): (__m512, __m128)| {
         let products =
             pair_scales_and_minimums([header(x0), header(x1)], [y_header(y0), y_header(y1)]);
         let d = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(products));
         let zero = _mm512_setzero_si512();
-        let sums = _mm512_dpbusd_epi32(zero, levels(xp), quant_pair(&y0.qs, &y1.qs));
+        let sums = _mm512_dpbusd_epi32(zero, *levels, quant_pair(&y0.qs, &y1.qs));
         (scaled(d, sums, acc), _mm_add_ps(acc_min, products))
     };
-    let finish = |(even, even_min): (__m512, __m128),
-                  (odd, odd_min): (__m512, __m128),
-                  (tail, tail_min): (__m256, __m128)| {
+    let zeros = ((_mm512_setzero_ps(), _mm_setzero_ps()), (_mm256_setzero_ps(), _mm_setzero_ps()));
+    let acc = fold_columns(xs, ys, zeros, levels, pair, single);
+    acc.map(|a| {
+        let ((even, even_min), (odd, odd_min), (tail, tail_min)) = (a.even, a.odd, a.tail);
         // Lanes 1 and 3 of the pairs' minimum sums, lane 1 of the tail's.
         let pairs_min = _mm_add_ps(even_min, odd_min);
         let minimums = _mm_cvtss_f32(_mm_movehdup_ps(pairs_min))
             + _mm_cvtss_f32(_mm_movehdup_ps(_mm_movehl_ps(pairs_min, pairs_min)))
             + _mm_cvtss_f32(_mm_movehdup_ps(tail_min));
-        hsum_f32x16(_mm512_add_ps(even, odd)) + hsum_f32x8(tail) + minimums
-    };
-    let zeros = ((_mm512_setzero_ps(), _mm_setzero_ps()), (_mm256_setzero_ps(), _mm_setzero_ps()));
-    fold_pairs(xs, ys, zeros, pair, single, finish)
+        hsum_f32x16(_mm512_add_ps(_mm512_add_ps(even, odd), widen(tail))) + minimums
+    })
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(super) fn dot_q4_1(xs: &[BlockQ4_1], ys: &[BlockQ8_1]) -> f32 {
+pub(super) fn dot_q4_1<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8_1]; C], out: &mut [[f32; C]]) {
     let header = |x: &BlockQ4_1| [x.d[0], x.d[1], x.m[0], x.m[1]];
     let levels = |[a, b]: &[BlockQ4_1; 2]| nibble_pair(&a.qs, &b.qs);
-    dot_with_q8_1(xs, ys, header, levels, |x, y, acc| avx2::step_q4_1(x, y, acc))
+    for_each_row(xs, out, |xs: &[BlockQ4_1]| {
+        dot_with_q8_1(xs, ys, header, levels, |x, y, acc| avx2::step_q4_1(x, y, acc))
+    });
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(super) fn dot_q5_1(xs: &[BlockQ5_1], ys: &[BlockQ8_1]) -> f32 {
+pub(super) fn dot_q5_1<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8_1]; C], out: &mut [[f32; C]]) {
     let header = |x: &BlockQ5_1| [x.d[0], x.d[1], x.m[0], x.m[1]];
     let levels = |[a, b]: &[BlockQ5_1; 2]| q5_pair([&a.qs, &b.qs], [a.qh, b.qh]);
-    dot_with_q8_1(xs, ys, header, levels, |x, y, acc| avx2::step_q5_1(x, y, acc))
+    for_each_row(xs, out, |xs: &[BlockQ5_1]| {
+        dot_with_q8_1(xs, ys, header, levels, |x, y, acc| avx2::step_q5_1(x, y, acc))
+    });
 }

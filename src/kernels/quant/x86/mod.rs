@@ -135,6 +135,18 @@ impl Avx2 {
     }
 }
 
+/// Weight rows per call of a tile kernel (its results wait on the stack).
+const TILE_ROWS: usize = 32;
+
+/// Where a part of a tile goes: its first activation row (output row) and
+/// weight row (output column), and the output's row stride.
+#[derive(Clone, Copy)]
+struct TileAt {
+    first_row: usize,
+    first_column: usize,
+    stride: usize,
+}
+
 /// Proof that this CPU has AVX-512 F, BW, DQ, VL and VNNI, and everything
 /// [`Avx2`] needs.
 #[derive(Clone, Copy)]
@@ -154,29 +166,115 @@ impl Avx512 {
 
     /// `None` for the activation formats (no dot product of their own).
     pub(super) fn vec_dot(self, format: BlockFormat, x: &[u8], y: &[u8]) -> Option<f32> {
+        let mut out = [[0f32; 1]];
+        self.rows::<1>(format, &[x], [y], &mut out).then_some(out[0][0])
+    }
+
+    /// `out[iy * stride + ix] = xs[ix] · ys[iy]` (the caller checked every
+    /// length and that the output holds the tile): weight rows 32 at a
+    /// time against activation rows four (then two, one) at a time, so
+    /// that each weight block is unpacked once per four activation rows.
+    /// `false` for the activation formats.
+    pub(super) fn vec_dot_tile(
+        self,
+        format: BlockFormat,
+        xs: &[&[u8]],
+        ys: &[&[u8]],
+        out: &mut [f32],
+        stride: usize,
+    ) -> bool {
+        for (chunk, x_chunk) in xs.chunks(TILE_ROWS).enumerate() {
+            let first_column = chunk * TILE_ROWS;
+            let (quads, rest) = ys.as_chunks::<4>();
+            let (pairs, single) = rest.as_chunks::<2>();
+            let mut first_row = 0;
+            for &y4 in quads {
+                let at = TileAt { first_row, first_column, stride };
+                if !self.tile_part::<4>(format, x_chunk, y4, out, at) {
+                    return false;
+                }
+                first_row += 4;
+            }
+            for &y2 in pairs {
+                let at = TileAt { first_row, first_column, stride };
+                if !self.tile_part::<2>(format, x_chunk, y2, out, at) {
+                    return false;
+                }
+                first_row += 2;
+            }
+            for &y in single {
+                let at = TileAt { first_row, first_column, stride };
+                if !self.tile_part::<1>(format, x_chunk, [y], out, at) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Up to [`TILE_ROWS`] weight rows against `C` activation rows, written
+    /// into the tile at `at`.
+    fn tile_part<const C: usize>(
+        self,
+        format: BlockFormat,
+        xs: &[&[u8]],
+        ys: [&[u8]; C],
+        out: &mut [f32],
+        at: TileAt,
+    ) -> bool {
+        let mut dots = [[0f32; C]; TILE_ROWS];
+        let Some(dots) = dots.get_mut(..xs.len()) else { return false };
+        if !self.rows::<C>(format, xs, ys, dots) {
+            return false;
+        }
+        for (ix, row_dots) in dots.iter().enumerate() {
+            for (c, &dot) in row_dots.iter().enumerate() {
+                let index = (at.first_row + c) * at.stride + at.first_column + ix;
+                if let Some(out) = out.get_mut(index) {
+                    *out = dot;
+                }
+            }
+        }
+        true
+    }
+
+    /// `out[ix][c] = xs[ix] · ys[c]` with `format`'s kernel for `C`
+    /// columns; `false` for the activation formats.
+    fn rows<const C: usize>(
+        self,
+        format: BlockFormat,
+        xs: &[&[u8]],
+        ys: [&[u8]; C],
+        out: &mut [[f32; C]],
+    ) -> bool {
         use BlockFormat::*;
         use avx512_dot_k as k;
         use avx512_dot_legacy as legacy;
+        macro_rules! run {
+            ($module:ident :: $kernel:ident) => {
+                $module::$kernel::<C>(xs, ys.map(|y| blocks_of(y)), out)
+            };
+        }
         // SAFETY: an `Avx512` exists only after `detect` found AVX-512 F,
         // BW, DQ, VL, VNNI, AVX2, FMA and F16C, which are all the features
         // these kernels enable.
-        let dot = unsafe {
+        unsafe {
             match format {
-                Q4_0 => legacy::dot_q4_0(blocks_of(x), blocks_of(y)),
-                Q4_1 => legacy::dot_q4_1(blocks_of(x), blocks_of(y)),
-                Q5_0 => legacy::dot_q5_0(blocks_of(x), blocks_of(y)),
-                Q5_1 => legacy::dot_q5_1(blocks_of(x), blocks_of(y)),
-                Q8_0 => legacy::dot_q8_0(blocks_of(x), blocks_of(y)),
-                Iq4Nl => legacy::dot_iq4_nl(blocks_of(x), blocks_of(y)),
-                Q2K => k::dot_q2_k(blocks_of(x), blocks_of(y)),
-                Q3K => k::dot_q3_k(blocks_of(x), blocks_of(y)),
-                Q4K => k::dot_q4_k(blocks_of(x), blocks_of(y)),
-                Q5K => k::dot_q5_k(blocks_of(x), blocks_of(y)),
-                Q6K => k::dot_q6_k(blocks_of(x), blocks_of(y)),
-                Iq4Xs => k::dot_iq4_xs(blocks_of(x), blocks_of(y)),
-                Q8_1 | Q8K => return None,
+                Q4_0 => run!(legacy::dot_q4_0),
+                Q4_1 => run!(legacy::dot_q4_1),
+                Q5_0 => run!(legacy::dot_q5_0),
+                Q5_1 => run!(legacy::dot_q5_1),
+                Q8_0 => run!(legacy::dot_q8_0),
+                Iq4Nl => run!(legacy::dot_iq4_nl),
+                Q2K => run!(k::dot_q2_k),
+                Q3K => run!(k::dot_q3_k),
+                Q4K => run!(k::dot_q4_k),
+                Q5K => run!(k::dot_q5_k),
+                Q6K => run!(k::dot_q6_k),
+                Iq4Xs => run!(k::dot_iq4_xs),
+                Q8_1 | Q8K => return false,
             }
-        };
-        Some(dot)
+        }
+        true
     }
 }
