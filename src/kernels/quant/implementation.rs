@@ -200,12 +200,18 @@ impl Implementation {
         }
         match backend {
             #[cfg(target_arch = "x86_64")]
+            Backend::Avx2(avx2) => {
+                if !avx2.vec_dot_tile(format, xs, ys, out, out_stride) {
+                    return Err(QuantError::NoDotProduct { format });
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
             Backend::Avx512(avx512) => {
                 if !avx512.vec_dot_tile(format, xs, ys, out, out_stride) {
                     return Err(QuantError::NoDotProduct { format });
                 }
             }
-            _ => {
+            Backend::Scalar => {
                 for (y, out_row) in ys.iter().zip(out.chunks_mut(out_stride)) {
                     for (x, out) in xs.iter().zip(out_row.iter_mut()) {
                         *out = backend
@@ -220,6 +226,7 @@ impl Implementation {
 }
 
 impl Backend {
+    #[inline]
     fn vec_dot(self, format: BlockFormat, x: &[u8], y: &[u8]) -> Option<f32> {
         match self {
             Backend::Scalar => scalar::vec_dot(format, x, y),

@@ -25,6 +25,7 @@ use crate::kernels::quant::x86::avx2_dot_legacy::{iq4_levels, iq4_table};
 use crate::kernels::quant::x86::avx2_ops::{
     dot_offset_pairs, dot_signed_pairs, f16_to_f32, hsum_f32x8, pick_i16, sign_split,
 };
+use crate::kernels::quant::x86::for_each_row;
 use crate::kernels::quant::x86::memory::{load_128, load_256};
 
 /// `pshufb` controls picking the scales of groups `2k` (low lane) and
@@ -63,50 +64,12 @@ fn both_lanes_of_half(scales16: __m256i, half: usize) -> __m256i {
     }
 }
 
-/// `Σ_g scale[g]·pairs` accumulated: `pairs` holds the i16 pair sums of a
-/// 32-element chunk, `scales` eight i16 scales in both lanes, `control`
-/// the chunk's [`PICK_PAIR`] or [`PICK_ONE`].
+/// The scales of a chunk's pair sums: `control` ([`PICK_PAIR`] or
+/// [`PICK_ONE`]) applied to eight i16 scales in both lanes.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn add_scaled(acc: __m256i, scales: __m256i, control: &[u8; 32], pairs: __m256i) -> __m256i {
-    let picked = _mm256_shuffle_epi8(scales, load_256(control));
-    _mm256_add_epi32(acc, _mm256_madd_epi16(picked, pairs))
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn dot_q2_k(xs: &[BlockQ2K], ys: &[BlockQ8K]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut acc_min = _mm256_setzero_ps();
-    let three = _mm256_set1_epi8(3);
-    let nibble = _mm_set1_epi8(0x0f);
-    for (x, y) in xs.iter().zip(ys) {
-        let d8 = q8_k_scale(y);
-        let packed = load_128(&x.scales);
-        let scales16 = _mm256_cvtepu8_epi16(_mm_and_si128(packed, nibble));
-        let mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(packed), nibble));
-        // Σ bsums·min: at most 16·32768·15.
-        let min_sums = _mm256_madd_epi16(mins16, load_256(&y.bsums));
-        let d_dmin = f16_pair(x.d, x.dmin);
-        let dmin = _mm256_set1_ps(d8 * _mm_cvtss_f32(_mm_movehdup_ps(d_dmin)));
-        acc_min = _mm256_fmadd_ps(dmin, _mm256_cvtepi32_ps(min_sums), acc_min);
-
-        // Element 128·half + 32·k + l: bits 2k..2k + 2 of qs[half] byte l.
-        let mut sumi = _mm256_setzero_si256();
-        for half in 0..2 {
-            let scales = both_lanes_of_half(scales16, half);
-            let mut bits = load_256(&x.qs[half]);
-            for k in 0..4 {
-                // Levels 0..=3: pairs at most 2·3·128.
-                let levels = _mm256_and_si256(bits, three);
-                let pairs = _mm256_maddubs_epi16(levels, load_256(&y.qs[4 * half + k]));
-                sumi = add_scaled(sumi, scales, &PICK_PAIR[k], pairs);
-                bits = _mm256_srli_epi16::<2>(bits);
-            }
-        }
-        let d = _mm256_set1_ps(d8 * _mm_cvtss_f32(d_dmin));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
-    }
-    hsum_f32x8(acc) - hsum_f32x8(acc_min)
+fn pick(scales: __m256i, control: &[u8; 32]) -> __m256i {
+    _mm256_shuffle_epi8(scales, load_256(control))
 }
 
 /// Q3_K's sixteen 6-bit scales minus 32, as bytes (see `q3_k_scales`):
@@ -130,36 +93,6 @@ pub(super) fn q3_k_scales(packed: &[u8; 12]) -> __m128i {
         (((w1 >> 4) & LOW) | (((w2 >> 6) & TWO) << 4)) as i32,
     );
     _mm_sub_epi8(scales, _mm_set1_epi8(32))
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn dot_q3_k(xs: &[BlockQ3K], ys: &[BlockQ8K]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let three = _mm256_set1_epi8(3);
-    let four = _mm256_set1_epi8(4);
-    for (x, y) in xs.iter().zip(ys) {
-        let scales16 = _mm256_cvtepi8_epi16(q3_k_scales(&x.scales));
-        // Bit 4·half + k of hmask byte l is the third bit of element
-        // 128·half + 32·k + l; shifted down one per chunk.
-        let mut high = load_256(&x.hmask);
-        let mut sumi = _mm256_setzero_si256();
-        for half in 0..2 {
-            let scales = both_lanes_of_half(scales16, half);
-            let mut bits = load_256(&x.qs[half]);
-            for k in 0..4 {
-                // Levels 0..=7 meaning −4..=3: pairs at most 2·7·128.
-                let third = _mm256_and_si256(_mm256_slli_epi16::<2>(high), four);
-                let levels = _mm256_or_si256(_mm256_and_si256(bits, three), third);
-                let pairs = dot_offset_pairs(levels, four, load_256(&y.qs[4 * half + k]));
-                sumi = add_scaled(sumi, scales, &PICK_PAIR[k], pairs);
-                bits = _mm256_srli_epi16::<2>(bits);
-                high = _mm256_srli_epi16::<1>(high);
-            }
-        }
-        let d = _mm256_set1_ps(q8_k_scale(y) * f16_to_f32(x.d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
-    }
-    hsum_f32x8(acc)
 }
 
 /// Q4_K's and Q5_K's header: `d`, `dmin` and the 12 packed scale bytes,
@@ -207,37 +140,6 @@ pub(super) fn f16_pair(a: [u8; 2], b: [u8; 2]) -> __m128 {
     _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32))
 }
 
-/// The shared part of Q4_K's and Q5_K's dot products: `levels(x)` gives
-/// a super-block's eight 32-element groups of levels (at most 31, so pairs
-/// stay within `2·31·128`).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn dot_k4<X: Pod>(xs: &[X], ys: &[BlockQ8K], levels: impl Fn(&X) -> [__m256i; 8]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut acc_min = _mm256_setzero_ps();
-    for (x, y) in xs.iter().zip(ys) {
-        let (d_dmin, scales_and_mins) = k4_decode_header(k4_header(x));
-        let d8 = q8_k_scale(y);
-        let (d, dmin) = (_mm_cvtss_f32(d_dmin), _mm_cvtss_f32(_mm_movehdup_ps(d_dmin)));
-        // Each minimum serves two 16-element sums: duplicate, widen.
-        let mins = _mm_unpackhi_epi8(scales_and_mins, scales_and_mins);
-        let min_sums = _mm256_madd_epi16(_mm256_cvtepu8_epi16(mins), load_256(&y.bsums));
-        let dmin = _mm256_set1_ps(d8 * dmin);
-        acc_min = _mm256_fmadd_ps(dmin, _mm256_cvtepi32_ps(min_sums), acc_min);
-
-        let scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(scales_and_mins));
-        let levels = levels(x);
-        let mut sumi = _mm256_setzero_si256();
-        for g in 0..8 {
-            let pairs = _mm256_maddubs_epi16(levels[g], load_256(&y.qs[g]));
-            sumi = add_scaled(sumi, scales, &PICK_ONE[g], pairs);
-        }
-        let d = _mm256_set1_ps(d8 * d);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
-    }
-    hsum_f32x8(acc) - hsum_f32x8(acc_min)
-}
-
 /// Q4_K's and Q5_K's nibbles in the elements' order: per 32 bytes, the low
 /// nibbles are one 32-element group, the high nibbles the next.
 #[inline]
@@ -251,11 +153,6 @@ pub(super) fn k4_nibbles(qs: &[[u8; 32]; 4]) -> [__m256i; 8] {
         groups[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16::<4>(bits), nibble);
     }
     groups
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn dot_q4_k(xs: &[BlockQ4K], ys: &[BlockQ8K]) -> f32 {
-    dot_k4(xs, ys, |x| k4_nibbles(&x.qs))
 }
 
 /// Q5_K's levels `0..32`: [`k4_nibbles`] plus 16 where the fifth bit is
@@ -272,11 +169,6 @@ pub(super) fn q5_k_levels(x: &BlockQ5K) -> [__m256i; 8] {
         fifth = _mm256_srli_epi16::<1>(fifth);
     }
     groups
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn dot_q5_k(xs: &[BlockQ5K], ys: &[BlockQ8K]) -> f32 {
-    dot_k4(xs, ys, |x| q5_k_levels(x))
 }
 
 /// Q6_K's levels `0..64` (meaning −32..=31) of elements `128·half +
@@ -301,28 +193,6 @@ pub(super) fn q6_k_levels(x: &BlockQ6K, half: usize) -> [__m256i; 4] {
     ]
 }
 
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn dot_q6_k(xs: &[BlockQ6K], ys: &[BlockQ8K]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let thirty_two = _mm256_set1_epi8(32);
-    for (x, y) in xs.iter().zip(ys) {
-        let scales16 = _mm256_cvtepi8_epi16(load_128(&x.scales));
-        let mut sumi = _mm256_setzero_si256();
-        for half in 0..2 {
-            let scales = both_lanes_of_half(scales16, half);
-            let levels = q6_k_levels(x, half);
-            for k in 0..4 {
-                // Pairs of (level − 32)·y within ±2·32·128.
-                let pairs = dot_offset_pairs(levels[k], thirty_two, load_256(&y.qs[4 * half + k]));
-                sumi = add_scaled(sumi, scales, &PICK_PAIR[k], pairs);
-            }
-        }
-        let d = _mm256_set1_ps(q8_k_scale(y) * f16_to_f32(x.d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
-    }
-    hsum_f32x8(acc)
-}
-
 /// IQ4_XS's eight 6-bit scales (0..64, meaning − 32) as the bytes of a
 /// u64: scale `i`'s low four bits are nibble `i` of `scales_l`, its high
 /// two bits are bits `2i..2i + 2` of `scales_h`. Each value's bits are
@@ -340,23 +210,208 @@ pub(super) fn iq4_xs_scales(x: &BlockIq4Xs) -> u64 {
     low | (high << 4)
 }
 
+/// A weight super-block unpacked once for every activation column: the
+/// levels of its eight 32-element chunks, each chunk's group scales spread
+/// over its i16 pair sums, its f32 scale, and for the formats with
+/// minimums their scale and the sixteen 16-element groups' minimums.
+struct SuperBlock {
+    levels: [__m256i; 8],
+    scales: [__m256i; 8],
+    d: f32,
+    minimums: Option<(f32, __m256i)>,
+}
+
+/// Folds the weight row `xs` against each of the `C` activation rows `ys`:
+/// `unpack` prepares a super-block once, `pairs` multiplies a chunk of its
+/// levels with 32 activation bytes into i16 pair sums (`madd` with the
+/// chunk's scales then sums them into i32 lanes).
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn dot_iq4_xs(xs: &[BlockIq4Xs], ys: &[BlockQ8K]) -> f32 {
+fn dot_columns<X, const C: usize>(
+    xs: &[X],
+    ys: [&[BlockQ8K]; C],
+    unpack: impl Fn(&X) -> SuperBlock,
+    pairs: impl Fn(__m256i, __m256i) -> __m256i,
+) -> [f32; C] {
+    let mut acc = [_mm256_setzero_ps(); C];
+    let mut acc_min = [_mm256_setzero_ps(); C];
+    for (i, x) in xs.iter().enumerate() {
+        let block = unpack(x);
+        for c in 0..C {
+            let Some(y) = ys[c].get(i) else { continue };
+            let d8 = q8_k_scale(y);
+            // Two chains of additions, even and odd chunks.
+            let mut sums = [_mm256_setzero_si256(); 2];
+            for g in 0..8 {
+                let products = pairs(block.levels[g], load_256(&y.qs[g]));
+                let scaled = _mm256_madd_epi16(block.scales[g], products);
+                sums[g % 2] = _mm256_add_epi32(sums[g % 2], scaled);
+            }
+            let sumi = _mm256_add_epi32(sums[0], sums[1]);
+            acc[c] =
+                _mm256_fmadd_ps(_mm256_set1_ps(block.d * d8), _mm256_cvtepi32_ps(sumi), acc[c]);
+            if let Some((dmin, mins16)) = block.minimums {
+                let min_sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(mins16, load_256(&y.bsums)));
+                acc_min[c] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * d8), min_sums, acc_min[c]);
+            }
+        }
+    }
+    let mut dots = [0f32; C];
+    for c in 0..C {
+        dots[c] = hsum_f32x8(acc[c]) - hsum_f32x8(acc_min[c]);
+    }
+    dots
+}
+
+/// The scales of a super-block's eight chunks for 16-element groups:
+/// chunk `4·half + k` spans groups `8·half + 2k` and `+ 1`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn scales_of_16(scales16: __m256i) -> [__m256i; 8] {
+    let mut scales = [_mm256_setzero_si256(); 8];
+    for half in 0..2 {
+        let both = both_lanes_of_half(scales16, half);
+        for k in 0..4 {
+            scales[4 * half + k] = pick(both, &PICK_PAIR[k]);
+        }
+    }
+    scales
+}
+
+/// The scales of a super-block's eight chunks for 32-element groups:
+/// chunk `g` is group `g`; `scales8` holds the eight i16 scales.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn scales_of_32(scales8: __m128i) -> [__m256i; 8] {
+    let both = _mm256_broadcastsi128_si256(scales8);
+    let mut scales = [_mm256_setzero_si256(); 8];
+    for g in 0..8 {
+        scales[g] = pick(both, &PICK_ONE[g]);
+    }
+    scales
+}
+
+/// Q2_K's and Q3_K's two-bit levels in element order: chunk `4·half + k`
+/// is bits `2k..2k + 2` of `qs[half]`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn two_bit_levels(qs: &[[u8; 32]; 2]) -> [__m256i; 8] {
+    let three = _mm256_set1_epi8(3);
+    let mut levels = [_mm256_setzero_si256(); 8];
+    for half in 0..2 {
+        let mut bits = load_256(&qs[half]);
+        for k in 0..4 {
+            levels[4 * half + k] = _mm256_and_si256(bits, three);
+            bits = _mm256_srli_epi16::<2>(bits);
+        }
+    }
+    levels
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn dot_q2_k<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8K]; C], out: &mut [[f32; C]]) {
+    let nibble = _mm_set1_epi8(0x0f);
+    let unpack = |x: &BlockQ2K| {
+        let packed = load_128(&x.scales);
+        let scales16 = _mm256_cvtepu8_epi16(_mm_and_si128(packed, nibble));
+        let mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(packed), nibble));
+        let d_dmin = f16_pair(x.d, x.dmin);
+        SuperBlock {
+            levels: two_bit_levels(&x.qs),
+            scales: scales_of_16(scales16),
+            d: _mm_cvtss_f32(d_dmin),
+            minimums: Some((_mm_cvtss_f32(_mm_movehdup_ps(d_dmin)), mins16)),
+        }
+    };
+    // Levels 0..=3: pairs at most 2·3·128.
+    let pairs = |levels, y| _mm256_maddubs_epi16(levels, y);
+    for_each_row(xs, out, |xs: &[BlockQ2K]| dot_columns(xs, ys, unpack, pairs));
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn dot_q3_k<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8K]; C], out: &mut [[f32; C]]) {
+    let four = _mm256_set1_epi8(4);
+    let unpack = |x: &BlockQ3K| {
+        let scales16 = _mm256_cvtepi8_epi16(q3_k_scales(&x.scales));
+        let mut levels = two_bit_levels(&x.qs);
+        // Bit 4·half + k of hmask byte l is the third bit of element
+        // 128·half + 32·k + l: bit g for chunk g, shifted down one per
+        // chunk. Levels 0..=7 mean −4..=3.
+        let mut high = load_256(&x.hmask);
+        for level in &mut levels {
+            let third = _mm256_and_si256(_mm256_slli_epi16::<2>(high), four);
+            *level = _mm256_or_si256(*level, third);
+            high = _mm256_srli_epi16::<1>(high);
+        }
+        SuperBlock { levels, scales: scales_of_16(scales16), d: f16_to_f32(x.d), minimums: None }
+    };
+    // Pairs at most 2·7·128.
+    let pairs = |levels, y| dot_offset_pairs(levels, four, y);
+    for_each_row(xs, out, |xs: &[BlockQ3K]| dot_columns(xs, ys, unpack, pairs));
+}
+
+/// A Q4_K or Q5_K super-block around its levels (at most 31: pairs within
+/// `2·31·128`).
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+fn k4_super_block(header: &[u8; 16], levels: [__m256i; 8]) -> SuperBlock {
+    let (d_dmin, scales_and_mins) = k4_decode_header(header);
+    // Each minimum serves two 16-element sums: duplicate, widen.
+    let mins = _mm_unpackhi_epi8(scales_and_mins, scales_and_mins);
+    SuperBlock {
+        levels,
+        scales: scales_of_32(_mm_cvtepu8_epi16(scales_and_mins)),
+        d: _mm_cvtss_f32(d_dmin),
+        minimums: Some((_mm_cvtss_f32(_mm_movehdup_ps(d_dmin)), _mm256_cvtepu8_epi16(mins))),
+    }
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn dot_q4_k<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8K]; C], out: &mut [[f32; C]]) {
+    let unpack = |x: &BlockQ4K| k4_super_block(k4_header(x), k4_nibbles(&x.qs));
+    let pairs = |levels, y| _mm256_maddubs_epi16(levels, y);
+    for_each_row(xs, out, |xs: &[BlockQ4K]| dot_columns(xs, ys, unpack, pairs));
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn dot_q5_k<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8K]; C], out: &mut [[f32; C]]) {
+    let unpack = |x: &BlockQ5K| k4_super_block(k4_header(x), q5_k_levels(x));
+    let pairs = |levels, y| _mm256_maddubs_epi16(levels, y);
+    for_each_row(xs, out, |xs: &[BlockQ5K]| dot_columns(xs, ys, unpack, pairs));
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn dot_q6_k<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8K]; C], out: &mut [[f32; C]]) {
+    let unpack = |x: &BlockQ6K| {
+        let scales16 = _mm256_cvtepi8_epi16(load_128(&x.scales));
+        let mut levels = [_mm256_setzero_si256(); 8];
+        for half in 0..2 {
+            let quarter = q6_k_levels(x, half);
+            for k in 0..4 {
+                levels[4 * half + k] = quarter[k];
+            }
+        }
+        SuperBlock { levels, scales: scales_of_16(scales16), d: f16_to_f32(x.d), minimums: None }
+    };
+    // Pairs of (level − 32)·y within ±2·32·128.
+    let thirty_two = _mm256_set1_epi8(32);
+    let pairs = |levels, y| dot_offset_pairs(levels, thirty_two, y);
+    for_each_row(xs, out, |xs: &[BlockQ6K]| dot_columns(xs, ys, unpack, pairs));
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn dot_iq4_xs<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8K]; C], out: &mut [[f32; C]]) {
     let table = iq4_table();
-    let mut acc = _mm256_setzero_ps();
-    for (x, y) in xs.iter().zip(ys) {
+    let unpack = |x: &BlockIq4Xs| {
         let scales8 = _mm_cvtsi64_si128(iq4_xs_scales(x) as i64);
         let scales16 = _mm_sub_epi16(_mm_cvtepu8_epi16(scales8), _mm_set1_epi16(32));
-        let scales = _mm256_broadcastsi128_si256(scales16);
-        let mut sumi = _mm256_setzero_si256();
+        let mut levels = [_mm256_setzero_si256(); 8];
         for g in 0..8 {
-            // Levels −127..=113: pairs at most 2·128·127.
-            let y = sign_split(load_256(&y.qs[g]));
-            let pairs = dot_signed_pairs(iq4_levels(table, &x.qs[g]), y);
-            sumi = add_scaled(sumi, scales, &PICK_ONE[g], pairs);
+            levels[g] = iq4_levels(table, &x.qs[g]);
         }
-        let d = _mm256_set1_ps(f16_to_f32(x.d) * q8_k_scale(y));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
-    }
-    hsum_f32x8(acc)
+        SuperBlock { levels, scales: scales_of_32(scales16), d: f16_to_f32(x.d), minimums: None }
+    };
+    // Levels −127..=113: pairs at most 2·128·127.
+    let pairs = |levels, y| dot_signed_pairs(levels, sign_split(y));
+    for_each_row(xs, out, |xs: &[BlockIq4Xs]| dot_columns(xs, ys, unpack, pairs));
 }

@@ -16,6 +16,7 @@ use crate::kernels::quant::x86::avx2_ops::{
     bits_to_bytes_32, dot_i8_i8_widened, dot_offset, dot_signed, dot_u8_i8, f16x4_to_f32,
     hsum_f32x8, nibbles_32, scale_product, sign_split,
 };
+use crate::kernels::quant::x86::for_each_row;
 use crate::kernels::quant::x86::memory::{load_128, load_256};
 
 /// Folds `step` over the block pairs `(xs[i], ys[i])` into two
@@ -208,4 +209,128 @@ pub(super) fn step_iq4_nl(x: &BlockIq4Nl, y: &BlockQ8_0, acc: __m256) -> __m256 
 pub(super) fn dot_iq4_nl(xs: &[BlockIq4Nl], ys: &[BlockQ8_0]) -> f32 {
     let zero = _mm256_setzero_ps();
     hsum_f32x8(fold_alternating(xs, ys, zero, |x, y, acc| step_iq4_nl(x, y, acc), |a, b| add(a, b)))
+}
+
+// ------------------------------------------------------------------ tiles
+
+/// Folds the blocks of the weight row `xs` against each of the `C`
+/// activation rows `ys`: `prepare` unpacks a weight block once for all
+/// columns, `step` accumulates it against a column's block; two
+/// accumulators per column alternate between even and odd blocks.
+#[inline(always)]
+fn fold_columns<X, Y, P: Copy, A: Copy, const C: usize>(
+    xs: &[X],
+    ys: [&[Y]; C],
+    zero: A,
+    prepare: impl Fn(&X) -> P,
+    step: impl Fn(P, &X, &Y, A) -> A,
+) -> [(A, A); C] {
+    let (x_pairs, x_tail) = xs.as_chunks::<2>();
+    let mut acc = [(zero, zero); C];
+    for (i, [x0, x1]) in x_pairs.iter().enumerate() {
+        let (p0, p1) = (prepare(x0), prepare(x1));
+        for c in 0..C {
+            if let (Some(y0), Some(y1)) = (ys[c].get(2 * i), ys[c].get(2 * i + 1)) {
+                acc[c].0 = step(p0, x0, y0, acc[c].0);
+                acc[c].1 = step(p1, x1, y1, acc[c].1);
+            }
+        }
+    }
+    for x in x_tail {
+        let p = prepare(x);
+        for c in 0..C {
+            if let Some(y) = ys[c].get(2 * x_pairs.len()) {
+                acc[c].0 = step(p, x, y, acc[c].0);
+            }
+        }
+    }
+    acc
+}
+
+/// The tile kernel shape of the formats with a Q8_0 activation: `levels`
+/// unpacks a weight block, `sums` forms its exact lane sums with an
+/// activation block.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn tile_with_q8_0<X: bytemuck::Pod, const C: usize>(
+    xs: &[&[u8]],
+    ys: [&[BlockQ8_0]; C],
+    out: &mut [[f32; C]],
+    scale: impl Fn(&X) -> [u8; 2],
+    levels: impl Fn(&X) -> __m256i,
+    sums: impl Fn(__m256i, __m256i) -> __m256i,
+) {
+    let step = |levels: __m256i, x: &X, y: &BlockQ8_0, acc| {
+        scaled(scale_product(scale(x), y.d), sums(levels, load_256(&y.qs)), acc)
+    };
+    for_each_row(xs, out, |xs: &[X]| {
+        fold_columns(xs, ys, _mm256_setzero_ps(), &levels, step).map(|(a, b)| hsum_f32x8(add(a, b)))
+    });
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn tile_q4_0<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8_0]; C], out: &mut [[f32; C]]) {
+    let eight = _mm256_set1_epi8(8);
+    let levels = |x: &BlockQ4_0| nibbles_32(&x.qs);
+    tile_with_q8_0(xs, ys, out, |x| x.d, levels, |l, y| dot_offset(l, eight, y));
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn tile_q5_0<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8_0]; C], out: &mut [[f32; C]]) {
+    let sixteen = _mm256_set1_epi8(16);
+    let levels = |x: &BlockQ5_0| q5_levels(&x.qs, x.qh);
+    tile_with_q8_0(xs, ys, out, |x| x.d, levels, |l, y| dot_offset(l, sixteen, y));
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn tile_q8_0<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8_0]; C], out: &mut [[f32; C]]) {
+    let levels = |x: &BlockQ8_0| load_256(&x.qs);
+    tile_with_q8_0(xs, ys, out, |x| x.d, levels, |l, y| dot_i8_i8_widened(l, y));
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn tile_iq4_nl<const C: usize>(
+    xs: &[&[u8]],
+    ys: [&[BlockQ8_0]; C],
+    out: &mut [[f32; C]],
+) {
+    let table = iq4_table();
+    let levels = |x: &BlockIq4Nl| iq4_levels(table, &x.qs);
+    tile_with_q8_0(xs, ys, out, |x| x.d, levels, |l, y| dot_signed(l, sign_split(y)));
+}
+
+/// The tile kernel shape of the formats with a Q8_1 activation (Q4_1,
+/// Q5_1): `header` gives a block's `d` and `m`, `levels` its unsigned
+/// levels.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn tile_with_q8_1<X: bytemuck::Pod, const C: usize>(
+    xs: &[&[u8]],
+    ys: [&[BlockQ8_1]; C],
+    out: &mut [[f32; C]],
+    header: impl Fn(&X) -> ([u8; 2], [u8; 2]),
+    levels: impl Fn(&X) -> __m256i,
+) {
+    let step = |levels: __m256i, x: &X, y: &BlockQ8_1, acc| {
+        let (d, m) = header(x);
+        step_with_minimum((d, m, levels), y, acc)
+    };
+    let zero = (_mm256_setzero_ps(), _mm_setzero_ps());
+    for_each_row(xs, out, |xs: &[X]| {
+        fold_columns(xs, ys, zero, &levels, step).map(|((a, a_min), (b, b_min))| {
+            // Lane 1 of the minimum accumulators holds Σ m·s.
+            let minimums = _mm_add_ps(a_min, b_min);
+            hsum_f32x8(add(a, b)) + _mm_cvtss_f32(_mm_movehdup_ps(minimums))
+        })
+    });
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn tile_q4_1<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8_1]; C], out: &mut [[f32; C]]) {
+    tile_with_q8_1(xs, ys, out, |x: &BlockQ4_1| (x.d, x.m), |x| nibbles_32(&x.qs));
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn tile_q5_1<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8_1]; C], out: &mut [[f32; C]]) {
+    tile_with_q8_1(xs, ys, out, |x: &BlockQ5_1| (x.d, x.m), |x| q5_levels(&x.qs, x.qh));
 }

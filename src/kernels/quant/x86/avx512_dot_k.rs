@@ -21,7 +21,8 @@ use crate::kernels::quant::x86::avx2_dot_k::{
 };
 use crate::kernels::quant::x86::avx2_dot_legacy::IQ4_LEVEL_BYTES;
 use crate::kernels::quant::x86::avx2_ops::{f16_to_f32, hsum_f32x8};
-use crate::kernels::quant::x86::avx512_dot_legacy::{for_each_row, hsum_f32x16};
+use crate::kernels::quant::x86::avx512_dot_legacy::hsum_f32x16;
+use crate::kernels::quant::x86::for_each_row;
 use crate::kernels::quant::x86::memory::{load_128, load_256, load_512};
 
 /// `vpermw` indices spreading eight i16 scales of 16-element groups over

@@ -13,14 +13,13 @@
 
 use std::arch::x86_64::*;
 
-use bytemuck::Pod;
-
 use crate::kernels::quant::blocks::{
-    BlockIq4Nl, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, blocks_of,
+    BlockIq4Nl, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1,
 };
 use crate::kernels::quant::iq4::IQ4_LEVELS;
 use crate::kernels::quant::x86::avx2_dot_legacy as avx2;
 use crate::kernels::quant::x86::avx2_ops::{f16x4_to_f32, hsum_f32x8};
+use crate::kernels::quant::x86::for_each_row;
 use crate::kernels::quant::x86::memory::{load_128, load_256};
 
 /// One column's accumulators: two for alternating block pairs, one for a
@@ -30,20 +29,6 @@ struct Accumulators<A, B> {
     even: A,
     odd: A,
     tail: B,
-}
-
-/// Runs `row` on each weight row of `xs` (bytes of whole blocks, as
-/// checked by the caller) into the matching entry of `out`: one call of a
-/// kernel computes a whole tile, its constants set up once.
-#[inline(always)]
-pub(super) fn for_each_row<X: Pod, const C: usize>(
-    xs: &[&[u8]],
-    out: &mut [[f32; C]],
-    row: impl Fn(&[X]) -> [f32; C],
-) {
-    for (x, out) in xs.iter().zip(out) {
-        *out = row(blocks_of(x));
-    }
 }
 
 /// Folds the blocks of the weight row `xs` against each of the `C`

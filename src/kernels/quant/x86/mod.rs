@@ -27,8 +27,24 @@ mod memory;
 
 use std::sync::OnceLock;
 
+use bytemuck::Pod;
+
 use crate::kernels::quant::BlockFormat;
 use crate::kernels::quant::blocks::{blocks_of, blocks_of_mut};
+
+/// Runs `row` on each weight row of `xs` (bytes of whole blocks, as
+/// checked by the caller) into the matching entry of `out`: one call of a
+/// kernel computes a whole tile, its constants set up once.
+#[inline(always)]
+fn for_each_row<X: Pod, const C: usize>(
+    xs: &[&[u8]],
+    out: &mut [[f32; C]],
+    row: impl Fn(&[X]) -> [f32; C],
+) {
+    for (x, out) in xs.iter().zip(out) {
+        *out = row(blocks_of(x));
+    }
+}
 
 /// The CPU features the kernels use, detected once.
 #[derive(Clone, Copy)]
@@ -67,7 +83,6 @@ impl Avx2 {
     /// `None` for the activation formats (no dot product of their own).
     pub(super) fn vec_dot(self, format: BlockFormat, x: &[u8], y: &[u8]) -> Option<f32> {
         use BlockFormat::*;
-        use avx2_dot_k as k;
         use avx2_dot_legacy as legacy;
         // SAFETY: an `Avx2` exists only after `detect` found AVX2, FMA and
         // F16C, which are all the features these kernels enable.
@@ -79,16 +94,26 @@ impl Avx2 {
                 Q5_1 => legacy::dot_q5_1(blocks_of(x), blocks_of(y)),
                 Q8_0 => legacy::dot_q8_0(blocks_of(x), blocks_of(y)),
                 Iq4Nl => legacy::dot_iq4_nl(blocks_of(x), blocks_of(y)),
-                Q2K => k::dot_q2_k(blocks_of(x), blocks_of(y)),
-                Q3K => k::dot_q3_k(blocks_of(x), blocks_of(y)),
-                Q4K => k::dot_q4_k(blocks_of(x), blocks_of(y)),
-                Q5K => k::dot_q5_k(blocks_of(x), blocks_of(y)),
-                Q6K => k::dot_q6_k(blocks_of(x), blocks_of(y)),
-                Iq4Xs => k::dot_iq4_xs(blocks_of(x), blocks_of(y)),
                 Q8_1 | Q8K => return None,
+                Q2K | Q3K | Q4K | Q5K | Q6K | Iq4Xs => {
+                    let mut out = [[0f32; 1]];
+                    return self.rows::<1>(format, &[x], [y], &mut out).then_some(out[0][0]);
+                }
             }
         };
         Some(dot)
+    }
+
+    /// See [`Avx512::vec_dot_tile`].
+    pub(super) fn vec_dot_tile(
+        self,
+        format: BlockFormat,
+        xs: &[&[u8]],
+        ys: &[&[u8]],
+        out: &mut [f32],
+        stride: usize,
+    ) -> bool {
+        vec_dot_tile(self, format, xs, ys, out, stride)
     }
 }
 
@@ -135,6 +160,126 @@ impl Avx2 {
     }
 }
 
+impl TileKernels for Avx2 {
+    fn rows<const C: usize>(
+        self,
+        format: BlockFormat,
+        xs: &[&[u8]],
+        ys: [&[u8]; C],
+        out: &mut [[f32; C]],
+    ) -> bool {
+        use BlockFormat::*;
+        use avx2_dot_k as k;
+        use avx2_dot_legacy as legacy;
+        macro_rules! run {
+            ($module:ident :: $kernel:ident) => {
+                $module::$kernel::<C>(xs, ys.map(|y| blocks_of(y)), out)
+            };
+        }
+        // SAFETY: an `Avx2` exists only after `detect` found AVX2, FMA and
+        // F16C, which are all the features these kernels enable.
+        unsafe {
+            match format {
+                Q4_0 => run!(legacy::tile_q4_0),
+                Q4_1 => run!(legacy::tile_q4_1),
+                Q5_0 => run!(legacy::tile_q5_0),
+                Q5_1 => run!(legacy::tile_q5_1),
+                Q8_0 => run!(legacy::tile_q8_0),
+                Iq4Nl => run!(legacy::tile_iq4_nl),
+                Q2K => run!(k::dot_q2_k),
+                Q3K => run!(k::dot_q3_k),
+                Q4K => run!(k::dot_q4_k),
+                Q5K => run!(k::dot_q5_k),
+                Q6K => run!(k::dot_q6_k),
+                Iq4Xs => run!(k::dot_iq4_xs),
+                Q8_1 | Q8K => return false,
+            }
+        }
+        true
+    }
+}
+
+/// The tile kernels of an instruction-set level.
+trait TileKernels: Copy {
+    /// `out[ix][c] = xs[ix] · ys[c]` with `format`'s kernel for `C`
+    /// columns; `false` for the activation formats.
+    fn rows<const C: usize>(
+        self,
+        format: BlockFormat,
+        xs: &[&[u8]],
+        ys: [&[u8]; C],
+        out: &mut [[f32; C]],
+    ) -> bool;
+}
+
+/// `out[iy * stride + ix] = xs[ix] · ys[iy]` (the caller checked every
+/// length and that the output holds the tile): weight rows 32 at a time
+/// against activation rows four (then two, one) at a time, so that each
+/// weight block is unpacked once per four activation rows. `false` for
+/// the activation formats.
+fn vec_dot_tile<K: TileKernels>(
+    kernels: K,
+    format: BlockFormat,
+    xs: &[&[u8]],
+    ys: &[&[u8]],
+    out: &mut [f32],
+    stride: usize,
+) -> bool {
+    for (chunk, x_chunk) in xs.chunks(TILE_ROWS).enumerate() {
+        let first_column = chunk * TILE_ROWS;
+        let (quads, rest) = ys.as_chunks::<4>();
+        let (pairs, single) = rest.as_chunks::<2>();
+        let mut first_row = 0;
+        for &y4 in quads {
+            let at = TileAt { first_row, first_column, stride };
+            if !tile_part::<K, 4>(kernels, format, x_chunk, y4, out, at) {
+                return false;
+            }
+            first_row += 4;
+        }
+        for &y2 in pairs {
+            let at = TileAt { first_row, first_column, stride };
+            if !tile_part::<K, 2>(kernels, format, x_chunk, y2, out, at) {
+                return false;
+            }
+            first_row += 2;
+        }
+        for &y in single {
+            let at = TileAt { first_row, first_column, stride };
+            if !tile_part::<K, 1>(kernels, format, x_chunk, [y], out, at) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Up to [`TILE_ROWS`] weight rows against `C` activation rows, written
+/// into the tile at `at`.
+fn tile_part<K: TileKernels, const C: usize>(
+    kernels: K,
+    format: BlockFormat,
+    xs: &[&[u8]],
+    ys: [&[u8]; C],
+    out: &mut [f32],
+    at: TileAt,
+) -> bool {
+    let mut dots = [[0f32; C]; TILE_ROWS];
+    let Some(dots) = dots.get_mut(..xs.len()) else { return false };
+    if !kernels.rows::<C>(format, xs, ys, dots) {
+        return false;
+    }
+    for (ix, row_dots) in dots.iter().enumerate() {
+        for (c, &dot) in row_dots.iter().enumerate() {
+            let index = (at.first_row + c) * at.stride + at.first_column + ix;
+            if let Some(out) = out.get_mut(index) {
+                *out = dot;
+            }
+        }
+    }
+    true
+}
+
 /// Weight rows per call of a tile kernel (its results wait on the stack).
 const TILE_ROWS: usize = 32;
 
@@ -171,10 +316,8 @@ impl Avx512 {
     }
 
     /// `out[iy * stride + ix] = xs[ix] · ys[iy]` (the caller checked every
-    /// length and that the output holds the tile): weight rows 32 at a
-    /// time against activation rows four (then two, one) at a time, so
-    /// that each weight block is unpacked once per four activation rows.
-    /// `false` for the activation formats.
+    /// length and that the output holds the tile); `false` for the
+    /// activation formats.
     pub(super) fn vec_dot_tile(
         self,
         format: BlockFormat,
@@ -183,63 +326,11 @@ impl Avx512 {
         out: &mut [f32],
         stride: usize,
     ) -> bool {
-        for (chunk, x_chunk) in xs.chunks(TILE_ROWS).enumerate() {
-            let first_column = chunk * TILE_ROWS;
-            let (quads, rest) = ys.as_chunks::<4>();
-            let (pairs, single) = rest.as_chunks::<2>();
-            let mut first_row = 0;
-            for &y4 in quads {
-                let at = TileAt { first_row, first_column, stride };
-                if !self.tile_part::<4>(format, x_chunk, y4, out, at) {
-                    return false;
-                }
-                first_row += 4;
-            }
-            for &y2 in pairs {
-                let at = TileAt { first_row, first_column, stride };
-                if !self.tile_part::<2>(format, x_chunk, y2, out, at) {
-                    return false;
-                }
-                first_row += 2;
-            }
-            for &y in single {
-                let at = TileAt { first_row, first_column, stride };
-                if !self.tile_part::<1>(format, x_chunk, [y], out, at) {
-                    return false;
-                }
-            }
-        }
-        true
+        vec_dot_tile(self, format, xs, ys, out, stride)
     }
+}
 
-    /// Up to [`TILE_ROWS`] weight rows against `C` activation rows, written
-    /// into the tile at `at`.
-    fn tile_part<const C: usize>(
-        self,
-        format: BlockFormat,
-        xs: &[&[u8]],
-        ys: [&[u8]; C],
-        out: &mut [f32],
-        at: TileAt,
-    ) -> bool {
-        let mut dots = [[0f32; C]; TILE_ROWS];
-        let Some(dots) = dots.get_mut(..xs.len()) else { return false };
-        if !self.rows::<C>(format, xs, ys, dots) {
-            return false;
-        }
-        for (ix, row_dots) in dots.iter().enumerate() {
-            for (c, &dot) in row_dots.iter().enumerate() {
-                let index = (at.first_row + c) * at.stride + at.first_column + ix;
-                if let Some(out) = out.get_mut(index) {
-                    *out = dot;
-                }
-            }
-        }
-        true
-    }
-
-    /// `out[ix][c] = xs[ix] · ys[c]` with `format`'s kernel for `C`
-    /// columns; `false` for the activation formats.
+impl TileKernels for Avx512 {
     fn rows<const C: usize>(
         self,
         format: BlockFormat,
