@@ -383,11 +383,13 @@ fn a_tile_holds_the_dot_product_of_every_weight_row_with_every_activation_row() 
     for implementation in Implementation::available() {
         for (x_format, y_format) in formats_with_dot() {
             let mut rng = SplitMix::new(67 + x_format.ggml_type() as u64);
-            let blocks = 5;
-            let n = blocks * x_format.block_elems();
-            // Up to nine activation rows (kernels take four, two, one at a
-            // time) and more weight rows than a kernel call takes (32).
-            for (columns, rows) in [(1, 1), (3, 1), (1, 5), (7, 6), (9, 4), (16, 9), (70, 3)] {
+            // Rows of one to five blocks (every tail of loops unrolled by
+            // two), up to nine activation rows (kernels take four, two, one
+            // at a time) and more weight rows than a kernel call takes (32).
+            let shapes =
+                [(1, 1, 5), (3, 1, 1), (1, 5, 2), (7, 6, 3), (9, 4, 5), (16, 9, 1), (70, 3, 5)];
+            for (columns, rows, blocks) in shapes {
+                let n = blocks * x_format.block_elems();
                 let xs: Vec<Vec<u8>> =
                     (0..columns).map(|_| random_row(x_format, blocks, &mut rng)).collect();
                 let ys: Vec<Vec<u8>> = (0..rows)

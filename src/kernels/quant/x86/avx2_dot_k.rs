@@ -1,18 +1,20 @@
 //! AVX2 dot products of the 256-element formats (the K quants, IQ4_XS)
-//! with Q8_K.
+//! with Q8_K, one weight row against `C` activation rows at once (`C = 1`
+//! is a plain dot product).
 //!
-//! Per super-block, the levels are unpacked 32 at a time into the
-//! elements' order, multiplied with the activation bytes into i16 pair
-//! sums (`vpmaddubsw`), and those are multiplied with their group's scale
-//! and summed into i32 lanes (`vpmaddwd`); the super-block's exact integer
-//! sum is then scaled once in f32. As in the scalar reference, the
-//! activation's stored 16-element sums (`bsums`) are used for the
-//! minimums of Q2_K, Q4_K and Q5_K, and nowhere else.
+//! A super-block is unpacked once for all `C` columns: its levels into
+//! the elements' order, 32 at a time, and each 32-element chunk's group
+//! scales spread over i16 lanes. Per column, each chunk's levels and
+//! activation bytes make i16 pair sums (`vpmaddubsw`), which are multiplied
+//! with the scales and summed into i32 lanes (`vpmaddwd`); the
+//! super-block's exact integer sum is then scaled once in f32. As in the
+//! scalar reference, the activation's stored 16-element sums (`bsums`)
+//! are used for the minimums of Q2_K, Q4_K and Q5_K, and nowhere else.
 //!
 //! Bounds (so no i16 or i32 sum saturates or wraps, for any bytes): pairs
 //! of level·activation products are noted at each `maddubs`; a `madd` with
 //! a scale of at most 128 in magnitude gives at most `2·128·32767 < 2^23`
-//! per lane and call, and a super-block makes 16 such calls per lane.
+//! per lane and call, and a super-block makes eight such calls per lane.
 
 use std::arch::x86_64::*;
 

@@ -4,7 +4,8 @@
 //! with the activation block is exact (eight i32 lanes), then converted to
 //! f32 and accumulated with the block's scale product by FMA. Two
 //! accumulators alternate between blocks so that consecutive FMAs do not
-//! wait on each other.
+//! wait on each other. The tile kernels (`tile_*`) unpack each weight block
+//! once for `C` activation rows.
 
 use std::arch::x86_64::*;
 

@@ -8,6 +8,10 @@
 //! the kernels everything is safe code except the loads and stores of
 //! `memory`.
 //!
+//! Tiles (many weight rows × several activation rows) run through one
+//! walk ([`vec_dot_tile`]) over each level's kernels for 4, 2 and 1
+//! activation rows ([`TileKernels`]).
+//!
 //! The methods expect the lengths the caller (`Implementation`) checked:
 //! whole blocks, the same count on both sides. Were they not, the kernels
 //! would read only the blocks both sides have, never out of bounds.
