@@ -14,7 +14,7 @@
 use std::arch::x86_64::*;
 
 use crate::kernels::quant::blocks::{
-    BlockIq4Nl, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1,
+    BlockIq4Nl, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, BlockQ8_1, blocks_of,
 };
 use crate::kernels::quant::iq4::IQ4_LEVELS;
 use crate::kernels::quant::x86::avx2_dot_legacy as avx2;
@@ -100,6 +100,17 @@ fn pair_scales(x0: [u8; 2], x1: [u8; 2], y0: [u8; 2], y1: [u8; 2]) -> __m512 {
     _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(products))
 }
 
+/// Two fp16 scales spread over a block pair's lanes: `a` in lanes 0..8,
+/// `b` in 8..16.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,f16c")]
+fn spread_pair(a: [u8; 2], b: [u8; 2]) -> __m512 {
+    let bits = u32::from_le_bytes([a[0], a[1], b[0], b[1]]);
+    let both = _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32));
+    let spread = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(both))
+}
+
 /// The nibbles of two blocks' 16 packed bytes in the elements' order:
 /// `a`'s low nibbles, `a`'s high nibbles, then `b`'s.
 #[inline]
@@ -149,21 +160,113 @@ fn dot_with_q8_0<X, const C: usize>(
     single: impl Fn(&X, &BlockQ8_0, __m256) -> __m256,
 ) -> [f32; C] {
     let offset = _mm512_set1_epi8(offset as i8);
-    let pair = |levels: &__m512i, [x0, x1]: &[X; 2], [y0, y1]: &[BlockQ8_0; 2], acc| {
-        let d = pair_scales(scale(x0), scale(x1), y0.d, y1.d);
+    // With several columns, the weight pair's scales are converted once
+    // (`prepare`) and multiplied with each column's; alone, all four are
+    // converted in one instruction.
+    let prepare = |xp: &[X; 2]| {
+        let [x0, x1] = xp;
+        let x_scales = if C == 1 { _mm512_setzero_ps() } else { spread_pair(scale(x0), scale(x1)) };
+        (levels(xp), x_scales)
+    };
+    let pair = |(levels, x_scales): &(__m512i, __m512),
+                [x0, x1]: &[X; 2],
+                [y0, y1]: &[BlockQ8_0; 2],
+                acc| {
+        let d = if C == 1 {
+            pair_scales(scale(x0), scale(x1), y0.d, y1.d)
+        } else {
+            _mm512_mul_ps(*x_scales, spread_pair(y0.d, y1.d))
+        };
         scaled(d, dot_offset(*levels, offset, quant_pair(&y0.qs, &y1.qs)), acc)
     };
     let zeros = (_mm512_setzero_ps(), _mm256_setzero_ps());
-    let acc = fold_columns(xs, ys, zeros, levels, pair, single);
+    let acc = fold_columns(xs, ys, zeros, prepare, pair, single);
     acc.map(|a| hsum_f32x16(_mm512_add_ps(_mm512_add_ps(a.even, a.odd), widen(a.tail))))
+}
+
+/// Two weight rows against `C` activation rows at once (`C ≥ 2`): per
+/// block pair, each weight row's levels and scales are prepared once for
+/// all columns and each column's quants, `offset·Σy` correction and
+/// scales once for both rows, then the 2·C products accumulate in their
+/// own registers.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn two_rows_with_q8_0<X, const C: usize>(
+    rows: [&[X]; 2],
+    ys: [&[BlockQ8_0]; C],
+    offset: u8,
+    scale: impl Fn(&X) -> [u8; 2],
+    levels: impl Fn(&[X; 2]) -> __m512i,
+    single: impl Fn(&X, &BlockQ8_0, __m256) -> __m256,
+) -> [[f32; C]; 2] {
+    let offset = _mm512_set1_epi8(offset as i8);
+    let zero = _mm512_setzero_si512();
+    let y_pairs = ys.map(|y| y.as_chunks::<2>());
+    let [(a_pairs, a_tail), (b_pairs, b_tail)] = rows.map(|x| x.as_chunks::<2>());
+    let mut acc = [[_mm512_setzero_ps(); C]; 2];
+    for (i, (a, b)) in a_pairs.iter().zip(b_pairs).enumerate() {
+        let prepare = |xp: &[X; 2]| (levels(xp), spread_pair(scale(&xp[0]), scale(&xp[1])));
+        let prepared = [prepare(a), prepare(b)];
+        for c in 0..C {
+            let Some([y0, y1]) = y_pairs[c].0.get(i) else { continue };
+            let quants = quant_pair(&y0.qs, &y1.qs);
+            let correction = _mm512_dpbusd_epi32(zero, offset, quants);
+            let y_scales = spread_pair(y0.d, y1.d);
+            for r in 0..2 {
+                let (row_levels, x_scales) = prepared[r];
+                let sums =
+                    _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, row_levels, quants), correction);
+                acc[r][c] = scaled(_mm512_mul_ps(x_scales, y_scales), sums, acc[r][c]);
+            }
+        }
+    }
+    let mut dots = [[0f32; C]; 2];
+    for (r, tail) in [a_tail, b_tail].into_iter().enumerate() {
+        for c in 0..C {
+            let mut tail_acc = _mm256_setzero_ps();
+            if let (Some(x), Some(y)) = (tail.first(), y_pairs[c].1.first()) {
+                tail_acc = single(x, y, tail_acc);
+            }
+            dots[r][c] = hsum_f32x16(_mm512_add_ps(acc[r][c], widen(tail_acc)));
+        }
+    }
+    dots
+}
+
+/// Runs a Q8_0-activation kernel over a tile: weight rows two at a time
+/// when there are several columns ([`two_rows_with_q8_0`]), else one at a
+/// time ([`dot_with_q8_0`]).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn tile_with_q8_0<X: bytemuck::Pod, const C: usize>(
+    xs: &[&[u8]],
+    ys: [&[BlockQ8_0]; C],
+    out: &mut [[f32; C]],
+    offset: u8,
+    scale: impl Fn(&X) -> [u8; 2] + Copy,
+    levels: impl Fn(&[X; 2]) -> __m512i + Copy,
+    single: impl Fn(&X, &BlockQ8_0, __m256) -> __m256 + Copy,
+) {
+    if C == 1 {
+        for_each_row(xs, out, |xs: &[X]| dot_with_q8_0(xs, ys, offset, scale, levels, single));
+        return;
+    }
+    let (row_pairs, row_tail) = xs.as_chunks::<2>();
+    let (out_pairs, out_tail) = out.as_chunks_mut::<2>();
+    for (&[a, b], out) in row_pairs.iter().zip(out_pairs) {
+        let rows = [blocks_of(a), blocks_of(b)];
+        *out = two_rows_with_q8_0(rows, ys, offset, scale, levels, single);
+    }
+    for (x, out) in row_tail.iter().zip(out_tail) {
+        *out = dot_with_q8_0(blocks_of(x), ys, offset, scale, levels, single);
+    }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(super) fn dot_q4_0<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8_0]; C], out: &mut [[f32; C]]) {
     let levels = |[a, b]: &[BlockQ4_0; 2]| nibble_pair(&a.qs, &b.qs);
-    for_each_row(xs, out, |xs: &[BlockQ4_0]| {
-        dot_with_q8_0(xs, ys, 8, |x| x.d, levels, |x, y, acc| avx2::step_q4_0(x, y, acc))
-    });
+    let single = |x: &BlockQ4_0, y: &BlockQ8_0, acc| avx2::step_q4_0(x, y, acc);
+    tile_with_q8_0(xs, ys, out, 8, |x: &BlockQ4_0| x.d, levels, single);
 }
 
 /// Two Q5 blocks' levels `0..32`: nibbles plus 16 where the fifth bit
@@ -179,9 +282,8 @@ fn q5_pair(qs: [&[u8; 16]; 2], qh: [[u8; 4]; 2]) -> __m512i {
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(super) fn dot_q5_0<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8_0]; C], out: &mut [[f32; C]]) {
     let levels = |[a, b]: &[BlockQ5_0; 2]| q5_pair([&a.qs, &b.qs], [a.qh, b.qh]);
-    for_each_row(xs, out, |xs: &[BlockQ5_0]| {
-        dot_with_q8_0(xs, ys, 16, |x| x.d, levels, |x, y, acc| avx2::step_q5_0(x, y, acc))
-    });
+    let single = |x: &BlockQ5_0, y: &BlockQ8_0, acc| avx2::step_q5_0(x, y, acc);
+    tile_with_q8_0(xs, ys, out, 16, |x: &BlockQ5_0| x.d, levels, single);
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -189,9 +291,8 @@ pub(super) fn dot_q8_0<const C: usize>(xs: &[&[u8]], ys: [&[BlockQ8_0]; C], out:
     // x + 128 as unsigned bytes (flipping the sign bit), offset 128.
     let flip = _mm512_set1_epi8(0x80_u8 as i8);
     let levels = |[a, b]: &[BlockQ8_0; 2]| _mm512_xor_si512(quant_pair(&a.qs, &b.qs), flip);
-    for_each_row(xs, out, |xs: &[BlockQ8_0]| {
-        dot_with_q8_0(xs, ys, 128, |x| x.d, levels, |x, y, acc| avx2::step_q8_0(x, y, acc))
-    });
+    let single = |x: &BlockQ8_0, y: &BlockQ8_0, acc| avx2::step_q8_0(x, y, acc);
+    tile_with_q8_0(xs, ys, out, 128, |x: &BlockQ8_0| x.d, levels, single);
 }
 
 /// [`IQ4_LEVELS`] plus 128, as unsigned bytes (1..=241).
@@ -213,9 +314,8 @@ pub(super) fn dot_iq4_nl<const C: usize>(
 ) {
     let table = _mm512_broadcast_i32x4(load_128(&IQ4_LEVELS_PLUS_128));
     let levels = |[a, b]: &[BlockIq4Nl; 2]| _mm512_shuffle_epi8(table, nibble_pair(&a.qs, &b.qs));
-    for_each_row(xs, out, |xs: &[BlockIq4Nl]| {
-        dot_with_q8_0(xs, ys, 128, |x| x.d, levels, |x, y, acc| avx2::step_iq4_nl(x, y, acc))
-    });
+    let single = |x: &BlockIq4Nl, y: &BlockQ8_0, acc| avx2::step_iq4_nl(x, y, acc);
+    tile_with_q8_0(xs, ys, out, 128, |x: &BlockIq4Nl| x.d, levels, single);
 }
 
 /// Two blocks' scale products and minimum terms, from the x blocks' `d`
