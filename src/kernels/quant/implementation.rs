@@ -21,6 +21,7 @@ use crate::kernels::quant::{BlockFormat, QuantError, scalar};
 /// they differ from `Scalar` by a few ulps of the row's magnitude, as
 /// ggml's own SIMD code differs from its scalar code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Implementation {
     /// Portable Rust, ggml's scalar reference code.
     Scalar,
