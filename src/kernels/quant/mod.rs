@@ -40,6 +40,8 @@
 //! scales, any bit pattern) can make it panic.
 
 mod bf16;
+// Typed block views for the SIMD kernels (the scalar code reads bytes).
+#[cfg(target_arch = "x86_64")]
 mod blocks;
 mod error;
 mod fp16;
