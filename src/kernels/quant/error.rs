@@ -1,6 +1,6 @@
 //! Why a quantized-row conversion or dot product refused to run.
 
-use crate::kernels::quant::BlockFormat;
+use crate::kernels::quant::{BlockFormat, Implementation};
 
 /// A length or format rule of a quantized row was broken. Nothing is
 /// written to the output when one of these is returned.
@@ -27,4 +27,15 @@ pub enum QuantError {
 
     #[error("bf16: {elements} elements take {expected} bytes, but {actual} were given")]
     Bf16LengthMismatch { elements: usize, expected: usize, actual: usize },
+
+    #[error("the {implementation} implementation needs instructions this CPU does not have")]
+    Unavailable { implementation: Implementation },
+
+    #[error("a tile output row stride of {stride} is less than its {columns} columns")]
+    TileStrideTooSmall { stride: usize, columns: usize },
+
+    #[error(
+        "a tile output of {rows} rows of {columns} values, {stride} apart, does not fit in {actual} floats"
+    )]
+    TileOutputTooShort { rows: usize, columns: usize, stride: usize, actual: usize },
 }

@@ -15,29 +15,45 @@
 //!   Identical bytes for the same input, including ggml's rounding
 //!   (`roundf`, `nearest_int`'s magic-number trick, C's float → int
 //!   truncation as x86-64 performs it) and its tie-breaking.
-//! * [`vec_dot`]: `ggml_vec_dot_<x>_<y>_generic`, the scalar dot product of
-//!   a quantized row with a row in [`BlockFormat::vec_dot_format`], with
-//!   the same accumulation order (so it equals ggml's generic path built
-//!   without FMA contraction; ggml's SIMD paths round differently, within a
-//!   few ulps of the row's magnitude).
+//! * [`vec_dot`]: `ggml_vec_dot_<x>_<y>`, the dot product of a quantized
+//!   row with a row in [`BlockFormat::vec_dot_format`]. The scalar
+//!   implementation equals ggml's generic path
+//!   (`ggml_vec_dot_<x>_<y>_generic`, built without FMA contraction) bit
+//!   for bit, with the same accumulation order.
 //!
 //! ggml's x86 build quantizes *activations* to Q8_0/Q8_1 with AVX code that
 //! rounds ties to even and scales by `127/amax` instead of `1/(amax/127)`;
 //! on rare elements its bytes differ from the reference by one step. This
 //! module implements the reference (the documented, portable behaviour).
 //!
+//! Each entry point runs the fastest [`Implementation`] this CPU supports
+//! (detected at run time: AVX-512 with VNNI, AVX2, or portable scalar
+//! code); [`Implementation`] also names one explicitly. Conversions give
+//! the same bytes and floats in every implementation; SIMD dot products
+//! have exact integer parts and their own order of float additions (a few
+//! ulps from the scalar reference, like ggml's own SIMD code).
+//! [`vec_dot_tile`] computes a block of a matrix product (many weight
+//! rows against many activation rows) at once.
+//!
 //! Every entry point checks lengths (in release builds) and returns a
 //! [`QuantError`] instead of panicking; no input bytes (NaN or infinite
 //! scales, any bit pattern) can make it panic.
 
 mod bf16;
+// Typed block views for the SIMD kernels (the scalar code reads bytes).
+#[cfg(target_arch = "x86_64")]
+mod blocks;
 mod error;
 mod fp16;
+mod implementation;
 mod iq4;
 mod k_quants;
 mod legacy;
 mod rounding;
+mod scalar;
 mod scale_search;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 #[cfg(test)]
 mod tests;
@@ -46,6 +62,7 @@ use std::fmt;
 
 pub use bf16::{bf16_to_f32_row, f32_to_bf16_row};
 pub use error::QuantError;
+pub use implementation::Implementation;
 
 /// Elements per K-quant super-block (ggml's `QK_K`).
 pub const QK_K: usize = 256;
@@ -212,11 +229,13 @@ impl BlockFormat {
 
     /// Number of blocks holding `elements` values; refuses a partial block.
     pub fn blocks_for(self, elements: usize) -> Result<usize, QuantError> {
+        // Block sizes are powers of two: a mask and a shift, not a
+        // division (this check runs on every dot product).
         let block_elems = self.block_elems();
-        if !elements.is_multiple_of(block_elems) {
+        if elements & (block_elems - 1) != 0 {
             return Err(QuantError::PartialBlock { format: self, elements, block_elems });
         }
-        Ok(elements / block_elems)
+        Ok(elements >> block_elems.trailing_zeros())
     }
 
     /// Bytes of a row of `elements` values (ggml's `ggml_row_size`);
@@ -230,8 +249,11 @@ impl BlockFormat {
 
     /// Checks that `actual` bytes are exactly the blocks of `elements`
     /// values, and returns the number of blocks.
-    fn check_row(self, elements: usize, actual: usize) -> Result<usize, QuantError> {
-        let expected = self.row_bytes(elements)?;
+    pub(super) fn check_row(self, elements: usize, actual: usize) -> Result<usize, QuantError> {
+        let blocks = self.blocks_for(elements)?;
+        let expected = blocks
+            .checked_mul(self.block_bytes())
+            .ok_or(QuantError::RowTooLarge { format: self, elements })?;
         if actual != expected {
             return Err(QuantError::ByteLengthMismatch {
                 format: self,
@@ -240,7 +262,7 @@ impl BlockFormat {
                 actual,
             });
         }
-        Ok(expected / self.block_bytes())
+        Ok(blocks)
     }
 }
 
@@ -250,85 +272,35 @@ impl fmt::Display for BlockFormat {
     }
 }
 
-/// Decodes the blocks in `src` into `dst` (ggml's `dequantize_row_*`).
-///
-/// `dst.len()` must be a whole number of blocks and `src` exactly those
-/// blocks' bytes. Q8_1 has no ggml dequantizer; here it decodes like Q8_0
-/// (`d·q`; its second scale, `d·Σq`, only serves dot products).
+/// Decodes the blocks in `src` into `dst` (ggml's `dequantize_row_*`), with
+/// [`Implementation::best`]; see [`Implementation::dequantize_row`].
 pub fn dequantize_row(format: BlockFormat, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
-    format.check_row(dst.len(), src.len())?;
-    match format {
-        BlockFormat::Q4_0 => legacy::dequantize_q4_0(src, dst),
-        BlockFormat::Q4_1 => legacy::dequantize_q4_1(src, dst),
-        BlockFormat::Q5_0 => legacy::dequantize_q5_0(src, dst),
-        BlockFormat::Q5_1 => legacy::dequantize_q5_1(src, dst),
-        BlockFormat::Q8_0 => legacy::dequantize_q8_0(src, dst),
-        BlockFormat::Q8_1 => legacy::dequantize_q8_1(src, dst),
-        BlockFormat::Q2K => k_quants::dequantize_q2_k(src, dst),
-        BlockFormat::Q3K => k_quants::dequantize_q3_k(src, dst),
-        BlockFormat::Q4K => k_quants::dequantize_q4_k(src, dst),
-        BlockFormat::Q5K => k_quants::dequantize_q5_k(src, dst),
-        BlockFormat::Q6K => k_quants::dequantize_q6_k(src, dst),
-        BlockFormat::Q8K => k_quants::dequantize_q8_k(src, dst),
-        BlockFormat::Iq4Nl => iq4::dequantize_iq4_nl(src, dst),
-        BlockFormat::Iq4Xs => iq4::dequantize_iq4_xs(src, dst),
-    }
-    Ok(())
+    Implementation::best().dequantize_row(format, src, dst)
 }
 
-/// Encodes `src` into blocks in `dst` with ggml's reference quantizer
-/// (`quantize_row_*_ref`; IQ4_XS: `quantize_iq4_xs` without importance
-/// weights, which is what its `_ref` calls).
-///
-/// `src.len()` must be a whole number of blocks and `dst` exactly those
-/// blocks' bytes. Every byte of `dst` is written. Where ggml leaves bytes
-/// unwritten (the sums of an all-zero Q8_K block) they are zero here.
+/// Encodes `src` into blocks in `dst` with ggml's reference quantizer, with
+/// [`Implementation::best`]; see [`Implementation::quantize_row`].
 pub fn quantize_row(format: BlockFormat, src: &[f32], dst: &mut [u8]) -> Result<(), QuantError> {
-    format.check_row(src.len(), dst.len())?;
-    match format {
-        BlockFormat::Q4_0 => legacy::quantize_q4_0(src, dst),
-        BlockFormat::Q4_1 => legacy::quantize_q4_1(src, dst),
-        BlockFormat::Q5_0 => legacy::quantize_q5_0(src, dst),
-        BlockFormat::Q5_1 => legacy::quantize_q5_1(src, dst),
-        BlockFormat::Q8_0 => legacy::quantize_q8_0(src, dst),
-        BlockFormat::Q8_1 => legacy::quantize_q8_1(src, dst),
-        BlockFormat::Q2K => k_quants::quantize_q2_k(src, dst),
-        BlockFormat::Q3K => k_quants::quantize_q3_k(src, dst),
-        BlockFormat::Q4K => k_quants::quantize_q4_k(src, dst),
-        BlockFormat::Q5K => k_quants::quantize_q5_k(src, dst),
-        BlockFormat::Q6K => k_quants::quantize_q6_k(src, dst),
-        BlockFormat::Q8K => k_quants::quantize_q8_k(src, dst),
-        BlockFormat::Iq4Nl => iq4::quantize_iq4_nl(src, dst),
-        BlockFormat::Iq4Xs => iq4::quantize_iq4_xs(src, dst),
-    }
-    Ok(())
+    Implementation::best().quantize_row(format, src, dst)
 }
 
 /// The dot product of the `n`-element row `x` (in `format`) with the row
-/// `y` (in `format.vec_dot_format()`), as ggml's scalar
-/// `ggml_vec_dot_*_generic` computes it.
-///
-/// `n` must be a whole number of blocks, and `x` and `y` exactly the bytes
-/// of `n` values in their formats.
+/// `y` (in `format.vec_dot_format()`), with [`Implementation::best`]; see
+/// [`Implementation::vec_dot`].
 pub fn vec_dot(format: BlockFormat, n: usize, x: &[u8], y: &[u8]) -> Result<f32, QuantError> {
-    let y_format = format.vec_dot_format().ok_or(QuantError::NoDotProduct { format })?;
-    format.check_row(n, x.len())?;
-    y_format.check_row(n, y.len())?;
-    Ok(match format {
-        BlockFormat::Q4_0 => legacy::vec_dot_q4_0_q8_0(x, y),
-        BlockFormat::Q4_1 => legacy::vec_dot_q4_1_q8_1(x, y),
-        BlockFormat::Q5_0 => legacy::vec_dot_q5_0_q8_0(x, y),
-        BlockFormat::Q5_1 => legacy::vec_dot_q5_1_q8_1(x, y),
-        BlockFormat::Q8_0 => legacy::vec_dot_q8_0_q8_0(x, y),
-        BlockFormat::Q2K => k_quants::vec_dot_q2_k_q8_k(x, y),
-        BlockFormat::Q3K => k_quants::vec_dot_q3_k_q8_k(x, y),
-        BlockFormat::Q4K => k_quants::vec_dot_q4_k_q8_k(x, y),
-        BlockFormat::Q5K => k_quants::vec_dot_q5_k_q8_k(x, y),
-        BlockFormat::Q6K => k_quants::vec_dot_q6_k_q8_k(x, y),
-        BlockFormat::Iq4Nl => iq4::vec_dot_iq4_nl_q8_0(x, y),
-        BlockFormat::Iq4Xs => iq4::vec_dot_iq4_xs_q8_k(x, y),
-        BlockFormat::Q8_1 | BlockFormat::Q8K => {
-            return Err(QuantError::NoDotProduct { format });
-        }
-    })
+    Implementation::best().vec_dot(format, n, x, y)
+}
+
+/// The dot products of weight rows `xs` with activation rows `ys` into
+/// `out[iy * out_stride + ix]`, with [`Implementation::best`]; see
+/// [`Implementation::vec_dot_tile`].
+pub fn vec_dot_tile(
+    format: BlockFormat,
+    n: usize,
+    xs: &[&[u8]],
+    ys: &[&[u8]],
+    out: &mut [f32],
+    out_stride: usize,
+) -> Result<(), QuantError> {
+    Implementation::best().vec_dot_tile(format, n, xs, ys, out, out_stride)
 }

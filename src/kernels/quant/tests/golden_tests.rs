@@ -9,7 +9,7 @@ use super::{
     N, SplitMix, dequantize, dot_x_input, extreme_input, fnv1a, fnv1a_floats, formats_with_dot,
     main_input, quantize, random_blocks_with_tame_scales, y_input,
 };
-use crate::kernels::quant::{BlockFormat, vec_dot};
+use crate::kernels::quant::{BlockFormat, Implementation};
 
 const GOLDEN: &str = include_str!("../testdata/golden.txt");
 
@@ -140,7 +140,7 @@ fn vec_dot_matches_ggml_generic_bit_for_bit() {
     for (format, y_format) in formats_with_dot() {
         let x = quantize(format, &dot_x_input());
         let y = quantize(y_format, &y_input());
-        let ours = vec_dot(format, N, &x, &y).unwrap();
+        let ours = Implementation::Scalar.vec_dot(format, N, &x, &y).unwrap();
         assert_eq!(ours.to_bits() as u64, expected("vec_dot", format.name()), "{format}: {ours}");
     }
 }
@@ -151,7 +151,7 @@ fn vec_dot_matches_ggml_generic_on_random_blocks() {
         let seed = format.ggml_type() as u64;
         let x = random_blocks_with_tame_scales(format, 2000 + seed);
         let y = random_blocks_with_tame_scales(y_format, 3000 + seed);
-        let ours = vec_dot(format, N, &x, &y).unwrap();
+        let ours = Implementation::Scalar.vec_dot(format, N, &x, &y).unwrap();
         assert!(ours.is_finite(), "{format}: {ours}");
         assert_eq!(ours.to_bits() as u64, expected("vec_dot_random", format.name()), "{format}");
     }

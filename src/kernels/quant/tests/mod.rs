@@ -5,6 +5,7 @@
 mod extreme_tests;
 mod format_tests;
 mod golden_tests;
+mod implementation_tests;
 mod known_vector_tests;
 mod round_trip_tests;
 mod vec_dot_tests;
@@ -194,4 +195,28 @@ pub(super) fn dequantize(format: BlockFormat, bytes: &[u8]) -> Vec<f32> {
 /// The formats with a dot product of their own.
 pub(super) fn formats_with_dot() -> impl Iterator<Item = (BlockFormat, BlockFormat)> {
     BlockFormat::ALL.into_iter().filter_map(|f| f.vec_dot_format().map(|y| (f, y)))
+}
+
+/// Q8_K's dot products trust its stored sums of 16 quants; make random
+/// blocks' sums true.
+pub(super) fn fix_q8_k_sums(y: &mut [u8]) {
+    for block in y.chunks_exact_mut(BlockFormat::Q8K.block_bytes()) {
+        let sums: Vec<i16> = block[4..260]
+            .chunks_exact(16)
+            .map(|g| g.iter().map(|&q| q as i8 as i16).sum())
+            .collect();
+        for (at, sum) in sums.iter().enumerate() {
+            block[260 + 2 * at..262 + 2 * at].copy_from_slice(&sum.to_le_bytes());
+        }
+    }
+}
+
+/// Q8_1's dot products trust its stored `s = fp16(d·Σq)`; make random
+/// blocks' `s` true.
+pub(super) fn fix_q8_1_sums(y: &mut [u8]) {
+    for block in y.chunks_exact_mut(BlockFormat::Q8_1.block_bytes()) {
+        let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
+        let sum: i32 = block[4..].iter().map(|&q| q as i8 as i32).sum();
+        block[2..4].copy_from_slice(&half::f16::from_f32(sum as f32 * d).to_le_bytes());
+    }
 }

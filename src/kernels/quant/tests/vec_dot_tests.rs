@@ -1,6 +1,9 @@
 //! `vec_dot` computes the dot product of the two rows the blocks decode to.
 
-use super::{SplitMix, dequantize, formats_with_dot, quantize, random_blocks_with_tame_scales};
+use super::{
+    SplitMix, dequantize, fix_q8_1_sums, fix_q8_k_sums, formats_with_dot, quantize,
+    random_blocks_with_tame_scales,
+};
 use crate::kernels::quant::{BlockFormat, vec_dot};
 
 /// `Σ x·y` of the decoded rows in f64, and `Σ |x·y|` to scale tolerances.
@@ -66,30 +69,6 @@ fn vec_dot_equals_the_dot_of_the_decoded_rows_for_any_quant_bits() {
             }
             check(x_format, &x, y_format, &y);
         }
-    }
-}
-
-/// Q8_K's dot products trust its stored sums of 16 quants; make random
-/// blocks' sums true.
-fn fix_q8_k_sums(y: &mut [u8]) {
-    for block in y.chunks_exact_mut(BlockFormat::Q8K.block_bytes()) {
-        let sums: Vec<i16> = block[4..260]
-            .chunks_exact(16)
-            .map(|g| g.iter().map(|&q| q as i8 as i16).sum())
-            .collect();
-        for (at, sum) in sums.iter().enumerate() {
-            block[260 + 2 * at..262 + 2 * at].copy_from_slice(&sum.to_le_bytes());
-        }
-    }
-}
-
-/// Q8_1's dot products trust its stored `s = fp16(d·Σq)`; make random
-/// blocks' `s` true.
-fn fix_q8_1_sums(y: &mut [u8]) {
-    for block in y.chunks_exact_mut(BlockFormat::Q8_1.block_bytes()) {
-        let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
-        let sum: i32 = block[4..].iter().map(|&q| q as i8 as i32).sum();
-        block[2..4].copy_from_slice(&half::f16::from_f32(sum as f32 * d).to_le_bytes());
     }
 }
 
