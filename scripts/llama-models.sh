@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes (once) the random-weight llama models the ggml-RPC tests run, in target/llama-ref/models:
+# Makes (once) the random-weight models (llama, qwen3, qwen3moe, qwen2) the ggml-RPC tests run,
+# in target/llama-ref/models:
 #
 #   tiny-f32, tiny-f16     4 layers, width 256, 4 heads, 2 kv heads, ff 512 (tests/ggml/make_model.py)
 #   tiny-<quant>           tiny-f32 through llama-quantize: q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k_m
@@ -8,6 +9,11 @@
 #   narrow-f32, narrow-f16 2 layers, width 64, 2 heads, 1 kv head, ff 128: small enough that a
 #   narrow-q8_0            whole session's ggml-RPC traffic (tests/traces/ggml7-*.trace) stays small
 #                          (64 is a multiple of the 32-wide q8_0 block, not of the K-quants' 256)
+#   qwen3-f32, qwen3-q8_0  --arch qwen3 (q/k norms, NeoX RoPE): 4 layers, width 256, 4 heads, 2 kv
+#                          heads of 128 (q is 512 wide, as in the real Qwen3), ff 512
+#   qwen3moe-f32           --arch qwen3moe: qwen3's attention (heads of 64) and a MoE FFN of 4
+#   qwen3moe-q4_0          experts, 2 used per token, each ff 512
+#   qwen2-f32              --arch qwen2 (q/k/v biases, NeoX RoPE): tiny's shape
 #
 # Every model is written to a temporary name and renamed, so an interrupted run leaves nothing
 # that looks finished. Needs scripts/llama-ref.sh (run first, from here). Prints the models dir
@@ -51,15 +57,24 @@ quantize() {
 
 tiny=(--layers 4 --width 256 --heads 4 --kv-heads 2 --ff 512 --context 2048)
 narrow=(--layers 2 --width 64 --heads 2 --kv-heads 1 --ff 128 --context 512)
+qwen3=(--arch qwen3 --layers 4 --width 256 --heads 4 --kv-heads 2 --head-dim 128 --ff 512 --context 2048)
+qwen3moe=(--arch qwen3moe --layers 4 --width 256 --heads 4 --kv-heads 2 --ff 512 --experts 4 --experts-used 2
+  --context 2048)
+qwen2=(--arch qwen2 --layers 4 --width 256 --heads 4 --kv-heads 2 --ff 512 --context 2048)
 make tiny f32 "${tiny[@]}"
 make tiny f16 "${tiny[@]}"
 make narrow f32 "${narrow[@]}"
 make narrow f16 "${narrow[@]}"
+make qwen3 f32 "${qwen3[@]}"
+make qwen3moe f32 "${qwen3moe[@]}"
+make qwen2 f32 "${qwen2[@]}"
 failed=""
 for type in Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_M Q4_K_M Q5_K_M Q6_K IQ4_NL IQ4_XS BF16; do
   quantize tiny "$type" || failed="$failed tiny:$type"
 done
 quantize narrow Q8_0 || failed="$failed narrow:Q8_0"
+quantize qwen3 Q8_0 || failed="$failed qwen3:Q8_0"
+quantize qwen3moe Q4_0 || failed="$failed qwen3moe:Q4_0"
 if [ -n "$failed" ]; then
   log "quantization failed for:$failed"
   exit 1
