@@ -80,6 +80,12 @@ pub trait Connection: Send {
     fn last_active(&self) -> Instant {
         self.lifecycle().clock().last_active()
     }
+
+    /// Whether part of a request has arrived and the rest has not (for the log line when
+    /// the peer goes away): by default, whether unread input is buffered.
+    fn mid_request(&self) -> bool {
+        !self.core().input().is_empty()
+    }
 }
 
 /// Who may have a session now.

@@ -74,6 +74,8 @@ pub enum CloseReason {
     SessionEnded,
     /// The peer closed its side.
     PeerClosed,
+    /// The peer closed its side with part of a request sent.
+    PeerClosedMidRequest,
     /// The peer takes no more bytes.
     PeerStoppedReading,
     ReadError(std::io::Error),
@@ -97,6 +99,9 @@ impl fmt::Display for CloseReason {
             }
             CloseReason::SessionEnded => write!(f, "session ended"),
             CloseReason::PeerClosed => write!(f, "peer closed"),
+            CloseReason::PeerClosedMidRequest => {
+                write!(f, "peer closed in the middle of a request")
+            }
             CloseReason::PeerStoppedReading => write!(f, "peer stopped reading"),
             CloseReason::ReadError(e) => write!(f, "read error: {e}"),
             CloseReason::WriteError(e) => write!(f, "write error: {e}"),

@@ -253,4 +253,8 @@ impl Connection for GgmlConnection {
     fn lifecycle_mut(&mut self) -> &mut Lifecycle {
         &mut self.life
     }
+
+    fn mid_request(&self) -> bool {
+        self.endpoint.mid_request()
+    }
 }

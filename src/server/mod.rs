@@ -540,7 +540,12 @@ fn pump(client: &mut Client, key: usize, workers: &WorkerPool) -> Option<Option<
             return Some(None);
         }
         if client.reading.at_end() && !client.conn.core().wants_write() {
-            return Some(Some(CloseReason::PeerClosed));
+            let mid_request = client.conn.mid_request();
+            return Some(Some(if mid_request {
+                CloseReason::PeerClosedMidRequest
+            } else {
+                CloseReason::PeerClosed
+            }));
         }
         if !progressed {
             return None;

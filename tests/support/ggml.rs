@@ -12,14 +12,31 @@ use tensor_rpc::endpoint::ggml::codec::{
 /// ggml's type numbers the tests use.
 pub const F32: u32 = 0;
 pub const F16: u32 = 1;
+pub const Q4_0: u32 = 2;
 pub const I32: u32 = 26;
+pub const I64: u32 = 27;
 
 /// ggml's op numbers the tests use.
 pub const OP_NONE: u32 = 0;
 pub const OP_ADD: u32 = 2;
+pub const OP_ACC: u32 = 5;
+pub const OP_CONCAT: u32 = 22;
+pub const OP_RMS_NORM: u32 = 25;
 pub const OP_MUL_MAT: u32 = 29;
+pub const OP_MUL_MAT_ID: u32 = 30;
+pub const OP_CPY: u32 = 34;
 pub const OP_VIEW: u32 = 37;
 pub const OP_GET_ROWS: u32 = 40;
+pub const OP_SET_ROWS: u32 = 42;
+pub const OP_SOFT_MAX: u32 = 46;
+pub const OP_ROPE: u32 = 48;
+pub const OP_ARGSORT: u32 = 69;
+pub const OP_FLASH_ATTN_EXT: u32 = 74;
+pub const OP_SSM_SCAN: u32 = 77;
+pub const OP_UNARY: u32 = 91;
+pub const OP_MAP_CUSTOM1: u32 = 92;
+pub const OP_MAP_CUSTOM3: u32 = 94;
+pub const OP_GLU: u32 = 100;
 pub const FLAG_COMPUTE: i32 = 16;
 
 pub struct GgmlClient {
@@ -166,6 +183,7 @@ fn reply_len(request: &Request) -> Option<u64> {
 pub fn tensor(id: u64, type_id: u32, ne: [u32; 4], buffer: &Buffer, offset: u64) -> RpcTensor {
     let size = match type_id {
         F16 => 2,
+        I64 => 8,
         _ => 4,
     };
     let nb = [size, size * ne[0], size * ne[0] * ne[1], size * ne[0] * ne[1] * ne[2]];

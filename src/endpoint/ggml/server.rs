@@ -146,6 +146,22 @@ impl GgmlServerEndpoint {
         matches!(self.state, State::Busy { .. })
     }
 
+    /// Whether part of a command has arrived and the rest has not: its header, its payload
+    /// or SET_TENSOR's data only in part.
+    pub fn mid_request(&self) -> bool {
+        match self.state {
+            State::Header | State::AwaitHello => !self.core.input().is_empty(),
+            State::Payload { .. }
+            | State::GraphPrefix { .. }
+            | State::SetTensorHeader { .. }
+            | State::SetTensorData { .. } => true,
+            State::HelloDecision
+            | State::SetTensorDecision { .. }
+            | State::Busy { .. }
+            | State::Closing => false,
+        }
+    }
+
     /// Whether HELLO has been accepted.
     pub fn greeted(&self) -> bool {
         !matches!(self.state, State::AwaitHello | State::HelloDecision | State::Closing)

@@ -238,3 +238,33 @@ fn unknown_commands_end_the_connection() {
         Err(GgmlProtocolError::Decode(GgmlDecodeError::UnknownCommand(200)))
     ));
 }
+
+#[test]
+fn an_endpoint_is_mid_request_from_a_commands_first_byte_until_it_is_whole() {
+    let mut endpoint = greeted();
+    assert!(!endpoint.mid_request(), "between commands");
+    let bytes = request(&Request::FreeBuffer { remote_ptr: 1 });
+    endpoint.receive(&bytes[..3]);
+    assert_eq!(endpoint.poll_event(), Ok(None));
+    assert!(endpoint.mid_request(), "half a header");
+    endpoint.receive(&bytes[3..12]);
+    assert_eq!(endpoint.poll_event(), Ok(None));
+    assert!(endpoint.mid_request(), "half a payload");
+    endpoint.receive(&bytes[12..]);
+    assert!(matches!(endpoint.poll_event(), Ok(Some(GgmlEvent::Request(_)))));
+    assert!(!endpoint.mid_request(), "whole, with the driver");
+}
+
+#[test]
+fn an_endpoint_is_mid_request_while_set_tensor_data_is_still_to_come() {
+    let mut endpoint = greeted();
+    let tensor = RpcTensor { id: 1, buffer: 1, data: 1, ..RpcTensor::ABSENT };
+    let mut bytes = Vec::new();
+    SetTensorHeader { tensor, cache_flag: 0, offset: 0 }.encode_request(&[0; 64], &mut bytes);
+    endpoint.receive(&bytes[..bytes.len() - 32]);
+    assert!(matches!(endpoint.poll_event(), Ok(Some(GgmlEvent::SetTensor { .. }))));
+    endpoint.accept_set_tensor().unwrap();
+    assert!(matches!(endpoint.poll_event(), Ok(Some(GgmlEvent::SetTensorData(_)))));
+    assert_eq!(endpoint.poll_event(), Ok(None));
+    assert!(endpoint.mid_request());
+}

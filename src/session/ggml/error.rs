@@ -26,6 +26,9 @@ pub enum GgmlSessionError {
     OutsideTensor { tensor: String, offset: u64, len: u64, extent: u64 },
     #[error("tensor '{tensor}' has type {type_id}, which is no ggml type")]
     UnknownType { tensor: String, type_id: u32 },
+    /// A shape no tensor can have: rows not whole blocks, or a reach past 2^64 bytes.
+    #[error("tensor '{tensor}': {why}")]
+    Shape { tensor: String, why: String },
     #[error("tensor '{tensor}': {source}")]
     Layout { tensor: String, source: Box<OpError> },
     #[error(
@@ -36,7 +39,7 @@ pub enum GgmlSessionError {
     NoStoredGraph,
     #[error("graph: {0}")]
     Graph(String),
-    #[error("graph node {node} ('{name}'): {op}: {source}")]
+    #[error("graph node {node} ('{name}'): {}", with_op(op, source))]
     Node { node: usize, name: String, op: &'static str, source: Box<OpError> },
     #[error("unsupported: {op} on {type_name}")]
     Unsupported { op: String, type_name: String },
@@ -44,4 +47,13 @@ pub enum GgmlSessionError {
     Memory(#[from] SessionError),
     #[error("tensor cache: {0}")]
     Cache(String),
+}
+
+/// `source`'s message, led by the op's name unless it already is.
+fn with_op(op: &str, source: &OpError) -> String {
+    let message = source.to_string();
+    match message.strip_prefix(op) {
+        Some(rest) if rest.starts_with(':') => message,
+        _ => format!("{op}: {message}"),
+    }
 }

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 
 use super::GgmlSessionError;
 use super::address::AddressSpace;
-use super::op::{code, is_empty_op, op_name, type_label};
+use super::op::{code, is_empty_op, op_name, type_label, type_traits};
 use super::tensor::{Placement, name, place};
 use crate::endpoint::ggml::codec::{GraphPayload, RpcTensor};
 use crate::kernels::GemmBackend;
@@ -192,7 +192,15 @@ impl<'p> Tensors<'p> {
 }
 
 /// A tensor's layout for the kernels: `None` if its type is none the kernels run.
+/// The layout of `tensor` for the kernels; `None` for a ggml type they do not take, an error
+/// for a number that is no ggml type at all.
 fn layout(tensor: &RpcTensor) -> Result<Option<Layout>, GgmlSessionError> {
+    if type_traits(tensor.ggml_type).is_none() {
+        return Err(GgmlSessionError::UnknownType {
+            tensor: name(tensor),
+            type_id: tensor.ggml_type,
+        });
+    }
     let Some(elem) = ElementType::from_ggml(tensor.ggml_type) else { return Ok(None) };
     let ne = tensor.shape.map(|n| n as usize);
     let nb = tensor.byte_strides.map(|n| n as usize);
@@ -432,7 +440,16 @@ fn plan_kernel(
             Kernel::Scale(p)
         }
         code::UNARY => {
-            let unary = UnaryOp::from_ggml_unary(params[0]).ok_or(PlanError::Unsupported)?;
+            let unary = UnaryOp::from_ggml_unary(params[0]).ok_or(match params[0] {
+                // XIELU: a ggml unary op the kernels do not run.
+                17 => PlanError::Unsupported,
+                other => PlanError::Op(OpError::InvalidParam {
+                    op: "UNARY",
+                    param: "op",
+                    value: other.to_string(),
+                    reason: "is no ggml unary op (ABS 0 ... TRUNC 21)",
+                }),
+            })?;
             strided::check_unary(unary, src(0)?, dst)?;
             Kernel::Unary(unary)
         }

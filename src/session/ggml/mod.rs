@@ -248,14 +248,19 @@ impl GgmlSession {
                 self.copy_tensor(&source, &destination)?;
                 Served::Reply(Reply::CopyTensor { copied: true })
             }
-            Request::SetTensorHash { tensor, offset, hash } => match &self.config.cache {
-                None => Served::Reply(Reply::SetTensorHash { found: false }),
-                Some(_) => {
-                    // Checked now, read from disk off the loop.
-                    self.place(&tensor)?;
-                    Served::Work(GgmlWork::FromCache { tensor: Box::new(tensor), offset, hash })
+            Request::SetTensorHash { tensor, offset, hash } => {
+                // The tensor and offset are checked whether or not the data is cached (at
+                // least one byte must fit); the data's length is known once it is read.
+                let placement = self.place(&tensor)?;
+                placement.subrange(offset, 1, &tensor)?;
+                match &self.config.cache {
+                    None => Served::Reply(Reply::SetTensorHash { found: false }),
+                    // Read from disk off the loop.
+                    Some(_) => {
+                        Served::Work(GgmlWork::FromCache { tensor: Box::new(tensor), offset, hash })
+                    }
                 }
-            },
+            }
             Request::GraphCompute(payload) => {
                 Self::check_device(payload.device)?;
                 Served::Work(GgmlWork::Compute(payload))

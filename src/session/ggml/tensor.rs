@@ -54,7 +54,7 @@ pub fn extent(tensor: &RpcTensor) -> Result<u64, GgmlSessionError> {
     })?;
     let ne = tensor.shape.map(u64::from);
     let nb = tensor.byte_strides.map(u64::from);
-    let bad = |why: &str| GgmlSessionError::Graph(format!("tensor '{}': {why}", name(tensor)));
+    let bad = |why: &str| GgmlSessionError::Shape { tensor: name(tensor), why: why.to_owned() };
     if !ne[0].is_multiple_of(traits.block_elems) {
         return Err(bad(&format!(
             "ne[0] {} is not a multiple of the {}-element blocks of {}",
